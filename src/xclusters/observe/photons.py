@@ -1,0 +1,369 @@
+"""pyXSIM photon lists: one per cluster, projected to SIMPUT catalogues for SOXS.
+
+The expensive step, ``pyxsim.make_photons``, costs ~ cells x energy bins and hardly depends on
+area x time (DESIGN.md "Library facts"), so each cluster gets ONE photon list with a collecting
+area x exposure large enough for every observation drawn from it (:func:`photon_budget`). SOXS
+then draws a Poisson number of events per instrument from the SIMPUT written by
+:func:`project_to_simput`; when the list holds fewer photons than SOXS wants it silently comes up
+short, so :func:`check_photon_budget` refuses such a combination with :class:`PhotonBudgetError`.
+
+Files
+-----
+``clusters/<cid>/photons.h5``: pyXSIM photon list (``/parameters``: ``fid_area`` cm^2,
+``fid_exp_time`` s, ``fid_redshift``, cosmology; ``/data``: cell positions (kpc, relative to
+the box centre), velocities, ``num_photons``, ``energy`` (keV, observer frame, before Doppler
+shifts)); ``/info`` attrs carry the xclusters provenance (``xclusters_*``).
+``clusters/<cid>/simput_<axis>/cluster_simput.fits`` (+ ``cluster_phlist.fits``): the projected,
+wabs-absorbed events as a SIMPUT photon list.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from ..emission import make_source_model
+from ..io import atomic_path
+from ..provenance import provenance_record
+from ..seeds import rng_for
+
+__all__ = [
+    "PhotonBudgetError",
+    "EmptyPhotonListError",
+    "KT_FLOOR_KEV",
+    "make_photon_list",
+    "photon_budget",
+    "photon_area_time",
+    "check_photon_budget",
+    "project_to_simput",
+    "photon_list_energy_flux",
+]
+
+log = logging.getLogger("xclusters.observe")
+
+#: Gas colder than this emits nothing in the 0.1-10 keV band: at kT = 0.01 keV the photon
+#: spectrum at 0.1 keV is suppressed by exp(-E/kT) = exp(-10). pyXSIM skips such cells.
+KT_FLOOR_KEV = 0.01
+
+
+class PhotonBudgetError(RuntimeError):
+    """The photon list is too small for an observation (SOXS would come up short silently)."""
+
+
+class EmptyPhotonListError(RuntimeError):
+    """A cluster produced no photons (or no events after projection)."""
+
+
+# ----------------------------------------------------------------------------- budget
+def photon_budget(instruments_cfg: Mapping[str, Mapping[str, Any]],
+                  peak_areas_cm2: Mapping[str, float], *,
+                  area_margin: float = 1.5) -> tuple[float, float]:
+    """Collecting area and exposure of the photon list, big enough for every observation.
+
+    Parameters
+    ----------
+    instruments_cfg : mapping
+        The ``instruments`` config section: ``{name: {"exposure_ks": ..., "enabled": ...}}``;
+        instruments with ``enabled: false`` are ignored.
+    peak_areas_cm2 : mapping
+        Peak effective area (cm^2) of each enabled instrument's response (for ``ideal``, the
+        collecting area it uses).
+    area_margin : float
+        ``photons.area_margin`` (>= 1): photon-list area x time = margin x max(peak area x
+        exposure).
+
+    Returns
+    -------
+    area_cm2 : float
+        The largest peak area.
+    exposure_s : float
+        Exposure so that ``area_cm2 * exposure_s = area_margin * max_i(A_i * T_i)``.
+    """
+    if area_margin < 1.0:
+        raise ValueError(f"photons.area_margin={area_margin}: must be >= 1.")
+    needs: dict[str, float] = {}
+    missing = []
+    for name, icfg in instruments_cfg.items():
+        if not isinstance(icfg, Mapping) or not icfg.get("enabled", True):
+            continue
+        if name not in peak_areas_cm2:
+            missing.append(name)
+            continue
+        exposure_s = float(icfg["exposure_ks"]) * 1.0e3
+        area = float(peak_areas_cm2[name])
+        if not (area > 0 and exposure_s > 0):
+            raise ValueError(f"instruments.{name}: peak area {area} cm^2 and exposure "
+                             f"{exposure_s} s must be positive.")
+        needs[name] = area * exposure_s
+    if missing:
+        raise KeyError(f"photon_budget: no peak effective area for enabled instrument(s) "
+                       f"{missing}; pass them in peak_areas_cm2 (cm^2).")
+    if not needs:
+        raise ValueError("photon_budget: no enabled instrument in the instruments section.")
+    area_cm2 = max(float(peak_areas_cm2[n]) for n in needs)
+    exposure_s = area_margin * max(needs.values()) / area_cm2
+    log.debug("photon budget: area %.4g cm^2 x %.4g s (driven by %s)", area_cm2, exposure_s,
+              max(needs, key=needs.get))
+    return area_cm2, exposure_s
+
+
+def photon_area_time(path: str | Path) -> tuple[float, int]:
+    """``(area x time in cm^2 s, number of photons)`` of a pyXSIM photon or event file."""
+    with h5py.File(path, "r") as fh:
+        p, d = fh["parameters"], fh["data"]
+        if "fid_area" in p:  # photon list
+            at = float(p["fid_area"][()]) * float(p["fid_exp_time"][()])
+            n = int(d["energy"].shape[0])
+        elif "area" in p:  # event list
+            at = float(p["area"][()]) * float(p["exp_time"][()])
+            n = int(d["eobs"].shape[0])
+        else:
+            raise ValueError(f"{path}: not a pyXSIM photon or event list (no area parameter).")
+    return at, n
+
+
+def check_photon_budget(photons: str | Path | float, peak_area_cm2: float, exposure_s: float,
+                        cluster_id: str, *, n_sigma: float = 5.0) -> float:
+    """Refuse an observation that would need more photons than the list holds.
+
+    SOXS draws ``Poisson(rate x exposure)`` events and keeps photons with probability
+    A(E) / A_peak; it needs ``area x time`` of the list >= ``peak_area x exposure`` plus room for
+    the Poisson fluctuation (``n_sigma`` standard deviations of the expected draw).
+
+    Parameters
+    ----------
+    photons : str, Path or float
+        The photon (or event) list file, or its area x time in cm^2 s.
+    peak_area_cm2 : float
+        Peak effective area of the instrument in cm^2.
+    exposure_s : float
+        Exposure of the observation in s.
+    cluster_id : str
+        Named in the error.
+    n_sigma : float
+        Poisson safety margin, used when the photon count is known (a file was given).
+
+    Returns
+    -------
+    float
+        The ratio (list area x time) / (peak area x exposure).
+
+    Raises
+    ------
+    PhotonBudgetError
+        When the list is too small.
+    """
+    if isinstance(photons, (str, Path)):
+        have, n_phot = photon_area_time(photons)
+    else:
+        have, n_phot = float(photons), None
+    need = float(peak_area_cm2) * float(exposure_s)
+    ratio = have / need
+    required = 1.0
+    if n_phot is not None:
+        expected_draw = max(n_phot / ratio, 1.0)
+        required = 1.0 + n_sigma / np.sqrt(expected_draw)
+    if ratio < required:
+        raise PhotonBudgetError(
+            f"cluster {cluster_id}: photon list area x time = {have:.4g} cm^2 s, but an "
+            f"observation with peak area {peak_area_cm2:.4g} cm^2 x {exposure_s:.4g} s needs "
+            f">= {need * required:.4g} cm^2 s (incl. Poisson margin {required:.3f}); SOXS would "
+            "silently return too few events. Remake the photons with a larger area x exposure "
+            "(photon_budget / photons.area_margin).")
+    return ratio
+
+
+# ----------------------------------------------------------------------------- photons
+def _source_attrs(path: Path) -> dict[str, Any]:
+    try:
+        with h5py.File(path, "r") as fh:
+            return dict(fh["grid"].attrs) if "grid" in fh else {}
+    except OSError:
+        return {}
+
+
+def _h5_attr(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+        return value
+    return json.dumps(value, default=str)
+
+
+def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str, Any],
+                     area_cm2: float, exposure_s: float, redshift: float | None = None,
+                     seed: int, cluster_id: str | None = None,
+                     provenance: Mapping[str, Any] | None = None) -> Path:
+    """Make the cluster's pyXSIM photon list from its gas grid (whole box).
+
+    Parameters
+    ----------
+    source : str, Path or yt.Dataset
+        ``source.h5`` (loaded with :func:`xclusters.sources.load_source`) or a loaded yt uniform
+        grid with ``density``, ``temperature``, ``metallicity`` (Zsun) and velocity fields,
+        ``default_species_fields="ionized"``.
+    out_path : str or Path
+        The photon list to write (HDF5), written atomically.
+    emission_cfg : mapping
+        The ``emission`` config section (see :func:`xclusters.emission.make_source_model`).
+    area_cm2, exposure_s : float
+        Collecting area (cm^2) and exposure (s) of the photon list, from :func:`photon_budget`.
+    redshift : float, optional
+        Cosmological redshift; defaults to the ``redshift`` attribute of ``source.h5``.
+    seed : int
+        The cluster's seed (``sample.ecsv`` column ``seed``); photons use
+        ``rng_for(seed, "photons")``.
+    cluster_id : str, optional
+        Used in messages and provenance; defaults to the source's ``cluster_id`` attribute.
+    provenance : mapping, optional
+        Extra provenance (config hash, ...) stored in the file's ``/info`` attributes.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    EmptyPhotonListError
+        When no photon was generated (names the cluster).
+    """
+    import pyxsim
+
+    out_path = Path(out_path).resolve()
+    attrs: dict[str, Any] = {}
+    if isinstance(source, (str, Path)):
+        from ..sources import load_source
+
+        attrs = _source_attrs(Path(source))
+        ds = load_source(source)
+    else:
+        ds = source
+    if redshift is None:
+        if "redshift" not in attrs:
+            raise ValueError(f"make_photon_list: no redshift given and none in {source}.")
+        redshift = float(attrs["redshift"])
+    if not redshift > 0.0:
+        raise ValueError(f"redshift={redshift}: must be > 0 (pyXSIM places the cluster at the "
+                         "angular-diameter distance of its redshift).")
+    if cluster_id is None:
+        cid = attrs.get("cluster_id", str(source) if isinstance(source, (str, Path)) else "?")
+        cluster_id = cid.decode() if isinstance(cid, bytes) else str(cid)
+
+    ad = ds.all_data()
+    kT = ad["gas", "temperature"].to_value("keV", "thermal")
+    kT = kT[np.isfinite(kT)]
+    if kT.size == 0 or kT.max() <= KT_FLOOR_KEV:
+        raise EmptyPhotonListError(f"cluster {cluster_id}: no gas above kT = {KT_FLOOR_KEV} keV "
+                                   "in the source grid; no photons can be made.")
+    kT_min = max(float(kT.min()), KT_FLOOR_KEV) / 1.01
+    kT_max = float(kT.max()) * 1.01
+    rng = rng_for(seed, "photons")
+    model, model_name, eprov = make_source_model(emission_cfg, kT_min_keV=kT_min,
+                                                 kT_max_keV=kT_max, prng=rng)
+    log.info("cluster %s: photons with %s, %d bins, area %.4g cm^2 x %.4g s, z=%.4g",
+             cluster_id, model_name, model.nbins, area_cm2, exposure_s, redshift)
+
+    with atomic_path(out_path) as tmp:
+        n_photons, n_cells = pyxsim.make_photons(str(tmp), ad, float(redshift),
+                                                 float(area_cm2), float(exposure_s), model,
+                                                 center=ds.domain_center)
+        written = Path(f"{tmp}.h5")
+        if n_photons == 0:
+            written.unlink(missing_ok=True)
+            raise EmptyPhotonListError(
+                f"cluster {cluster_id}: pyXSIM generated no photons (area {area_cm2:.4g} cm^2 x "
+                f"{exposure_s:.4g} s, z={redshift}); check the gas density/temperature of its "
+                "source and the photon budget.")
+        os.replace(written, tmp)
+        rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
+                                photon_area_cm2=float(area_cm2),
+                                photon_exposure_s=float(exposure_s),
+                                n_photons=int(n_photons), n_cells=int(n_cells),
+                                **eprov, **dict(provenance or {}))
+        with h5py.File(tmp, "a") as fh:
+            fh["info"].attrs["filenames"] = [str(out_path)]
+            for key, value in rec.items():
+                fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
+    log.info("cluster %s: %d photons from %d cells -> %s", cluster_id, n_photons, n_cells,
+             out_path)
+    return out_path
+
+
+def photon_list_energy_flux(path: str | Path) -> float:
+    """Energy flux (erg cm^-2 s^-1, observed band) represented by a photon list."""
+    from astropy import units as u
+
+    at, _ = photon_area_time(path)
+    with h5py.File(path, "r") as fh:
+        e_keV = fh["data"]["energy"][()]
+    return float(e_keV.sum() * (1.0 * u.keV).to_value(u.erg) / at)
+
+
+# ----------------------------------------------------------------------------- SIMPUT
+def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *,
+                      nh_1e22: float, sky_center_deg: tuple[float, float], seed: int,
+                      cluster_id: str | None = None) -> Path:
+    """Project a photon list along ``axis``, absorb (wabs), and write a SIMPUT for SOXS.
+
+    Parameters
+    ----------
+    photon_path : str or Path
+        The cluster's photon list (:func:`make_photon_list`).
+    axis : {"x", "y", "z"}
+        Line of sight.
+    out_dir : str or Path
+        Directory for ``cluster_simput.fits`` and ``cluster_phlist.fits`` (created).
+    nh_1e22 : float
+        Galactic column for the wabs model (Morrison & McCammon 1983), 1e22 cm^-2
+        (``emission.nh_1e22``); 0 disables absorption.
+    sky_center_deg : (float, float)
+        RA, Dec of the cluster centre in degrees.
+    seed : int
+        The cluster's seed; projection uses ``rng_for(seed, "project", axis)``.
+    cluster_id : str, optional
+        For messages; defaults to the one recorded in the photon list.
+
+    Returns
+    -------
+    pathlib.Path
+        The SIMPUT catalogue file.
+
+    Raises
+    ------
+    EmptyPhotonListError
+        When the projection leaves no events.
+    """
+    import pyxsim
+
+    if axis not in ("x", "y", "z"):
+        raise ValueError(f"axis={axis!r}: use one of 'x', 'y', 'z' (config projections).")
+    if nh_1e22 < 0:
+        raise ValueError(f"emission.nh_1e22={nh_1e22}: must be >= 0.")
+    photon_path = Path(photon_path).resolve()
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cluster_id is None:
+        with h5py.File(photon_path, "r") as fh:
+            cluster_id = str(fh["info"].attrs.get("xclusters_cluster_id", photon_path.parent.name))
+    prefix = str(photon_path)[:-3] if str(photon_path).endswith(".h5") else str(photon_path)
+    if not str(photon_path).endswith(".h5"):
+        raise ValueError(f"{photon_path}: pyXSIM photon lists must end in .h5.")
+    event_file = out_dir / f"events_{axis}.h5"
+    absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
+    n_events = pyxsim.project_photons(prefix, str(event_file), axis,
+                                      [float(sky_center_deg[0]), float(sky_center_deg[1])],
+                                      prng=rng_for(seed, "project", axis), **absorb)
+    if n_events == 0:
+        event_file.unlink(missing_ok=True)
+        raise EmptyPhotonListError(f"cluster {cluster_id}: no events left after projecting "
+                                   f"{photon_path} along {axis} (nH={nh_1e22}e22).")
+    simput_prefix = out_dir / "cluster"
+    pyxsim.EventList(str(event_file)).write_to_simput(str(simput_prefix), overwrite=True)
+    event_file.unlink(missing_ok=True)
+    simput = Path(f"{simput_prefix}_simput.fits")
+    log.info("cluster %s: %d events along %s -> %s", cluster_id, n_events, axis, simput)
+    return simput

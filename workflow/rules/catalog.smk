@@ -1,0 +1,35 @@
+# halo catalogue -> sample.ecsv -> shards (checkpoint)
+
+
+rule sample:
+    output:
+        f"{RUN}/sample.ecsv",
+    log:
+        f"{RUN}/logs/sample.log",
+    params:
+        config=RESOLVED,
+        config_hash=CONFIG_HASH,
+    threads: 1
+    resources:
+        mem_mb=get_mem_mb(1000),
+        runtime=10,
+    shell:
+        "xclusters sample --config {params.config} --out {output} --log {log}"
+
+
+checkpoint shards:
+    input:
+        f"{RUN}/sample.ecsv",
+    output:
+        directory(f"{RUN}/shards"),
+    log:
+        f"{RUN}/logs/shards.log",
+    params:
+        shard_size=XC["parallel"]["shard_size"],
+    threads: 1
+    resources:
+        mem_mb=get_mem_mb(500),
+        runtime=5,
+    shell:
+        "xclusters shard --sample {input} --shard-size {params.shard_size} "
+        "--outdir {output} --log {log}"
