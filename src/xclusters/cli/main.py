@@ -42,7 +42,7 @@ def cmd_check_config(a) -> int:
 
 
 def cmd_sample(a) -> int:
-    from ..catalogs import build_sample
+    from ..pipeline.sample import build_sample
 
     cfg = _cfg(a.config)
     build_sample(cfg, a.out)

@@ -279,11 +279,12 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
                 f"{exposure_s:.4g} s, z={redshift}); check the gas density/temperature of its "
                 "source and the photon budget.")
         os.replace(written, tmp)
+        extra = {**eprov, **dict(provenance or {})}
+        extra.pop("emission_model", None)
         rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
                                 photon_area_cm2=float(area_cm2),
-                                photon_exposure_s=float(exposure_s),
-                                n_photons=int(n_photons), n_cells=int(n_cells),
-                                **eprov, **dict(provenance or {}))
+                                photon_exposure_s=float(exposure_s), redshift=float(redshift),
+                                n_photons=int(n_photons), n_cells=int(n_cells), **extra)
         with h5py.File(tmp, "a") as fh:
             fh["info"].attrs["filenames"] = [str(out_path)]
             for key, value in rec.items():

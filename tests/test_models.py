@@ -1,0 +1,81 @@
+"""Model definitions: the papers' parameter counts and the fixed morphology parameters."""
+import os
+
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+tf = pytest.importorskip("tensorflow")
+
+from xclusters.models import morphology as M  # noqa: E402
+from xclusters.models.mass import build_mass_model  # noqa: E402
+from xclusters.models.params import count_trainable  # noqa: E402
+from xclusters.models.superobs import build_superobs_model  # noqa: E402
+
+
+def test_superobs_parameter_count_matches_paper_table2():
+    # paper 000 section 2.2: 48,687 trainable parameters, independent of image size
+    assert count_trainable(build_superobs_model(3, 256)) == 48687
+    assert count_trainable(build_superobs_model(3, None)) == 48687
+
+
+def test_superobs_keeps_image_size_and_bands():
+    model = build_superobs_model(3, None)
+    out = model(np.zeros((1, 32, 40, 3), np.float32))
+    assert out.shape == (1, 32, 40, 3)
+
+
+def test_mass_parameter_count_matches_paper():
+    # paper 004 section 2.2: 58,437 trainable parameters, invariant to the image size
+    assert count_trainable(build_mass_model(128)) == 58437
+    assert count_trainable(build_mass_model(64, input_scaling="none")) == 58437
+
+
+def test_mass_output_bias_and_shape():
+    model = build_mass_model(32, output_bias=14.2)
+    y = model(np.zeros((2, 32, 32, 1), np.float32), training=False)
+    assert y.shape == (2, 1)
+    assert model.get_layer("log_m500c").bias.numpy()[0] == pytest.approx(14.2)
+
+
+def _blob(n=64, sigma=4.0, amp=50.0, dx=0.0):
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2.0
+    return amp * np.exp(-((xx - dx) ** 2 + yy ** 2) / (2 * sigma ** 2))
+
+
+def test_fixed_morphology_physical_values():
+    # point source at the centre: C = 1; symmetric: A = 0; flat image: S ~ edge effect only
+    img = np.zeros((64, 64))
+    img[31:33, 31:33] = 10.0
+    assert M.concentration_np(img)[0, 0] == pytest.approx(1.0)
+    assert M.asymmetry_np(_blob())[0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert M.asymmetry_np(_blob(dx=8.0))[0, 0] > 0.5
+    # a broad blob is smoother (smaller S) than a narrow one
+    assert M.smoothness_np(_blob(sigma=12))[0, 0] < M.smoothness_np(_blob(sigma=1.5))[0, 0]
+    # empty image: zero, not NaN
+    zero = np.zeros((1, 32, 32, 3))
+    for v in M.morphology_np(zero).values():
+        assert np.all(v == 0.0)
+
+
+def test_tensorflow_and_numpy_morphology_agree():
+    rng = np.random.default_rng(1)
+    x = (rng.poisson(_blob(40, 3.0, 20.0, 2.0)[None, :, :, None] * np.ones((2, 1, 1, 3)))
+         .astype(np.float32))
+    tf_vals = {k: v.numpy() for k, v in M.morphology(tf.constant(x)).items()}
+    np_vals = M.morphology_np(x)
+    for key in tf_vals:
+        np.testing.assert_allclose(tf_vals[key], np_vals[key], rtol=1e-5, atol=1e-6)
+
+
+def test_loss_is_zero_for_perfect_prediction_and_finite_for_empty():
+    loss = M.SuperobsLoss(1.0, 1.0, 1.0, 1.0)
+    y = tf.constant(np.random.default_rng(0).poisson(2.0, (2, 24, 24, 3)).astype(np.float32))
+    assert float(loss(y, y)) == pytest.approx(0.0, abs=1e-6)
+    z = tf.zeros((2, 24, 24, 3))
+    assert np.isfinite(float(loss(z, -1.0 + z)))
+    cfg = M.SuperobsLoss.from_config(loss.get_config()).get_config()
+    assert cfg["smoothness_weight"] == 1.0

@@ -1,0 +1,159 @@
+"""Training: losses fall on tiny synthetic sets, stopping rules, resume after a kill."""
+import json
+import os
+
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from xclusters.seeds import rng_for  # noqa: E402
+from xclusters.train import mass as tmass  # noqa: E402
+from xclusters.train.callbacks import convergence_stats, read_history  # noqa: E402
+from xclusters.train.mass import fold_splits, train_mass_fold  # noqa: E402
+from xclusters.train.superobs import train_superobs  # noqa: E402
+
+SEED = 7
+
+
+def _blob(n, sigma, amp, cx=0.0, cy=0.0):
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2.0
+    return amp * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma ** 2))
+
+
+def superobs_arrays(n_img=16, n=32, seed=SEED):
+    """eROSITA-like input (2 ks, blurred, background) and ideal target (10 ks, no background)."""
+    rng = rng_for(seed, 0, "test_superobs")
+    x = np.empty((n_img, n, n, 3), np.float32)
+    y = np.empty_like(x)
+    for i in range(n_img):
+        sigma, amp = rng.uniform(2.0, 5.0), rng.uniform(2.0, 6.0)
+        cx, cy = rng.uniform(-3, 3, 2)
+        for b, frac in enumerate((1.0, 0.6, 0.3)):
+            truth = _blob(n, sigma, amp * frac, cx, cy)
+            y[i, :, :, b] = rng.poisson(5.0 * truth)
+            x[i, :, :, b] = rng.poisson(_blob(n, sigma + 1.0, amp * frac, cx, cy) + 0.05)
+    return x, y
+
+
+def mass_arrays(n_img=48, n=32, seed=SEED):
+    """Blobs whose size and brightness grow with log M (13.7..15)."""
+    rng = rng_for(seed, 0, "test_mass")
+    log_m = rng.uniform(13.7, 15.0, n_img).astype(np.float32)
+    x = np.stack([rng.poisson(_blob(n, 1.5 + 3.0 * (m - 13.7), 20.0 * (m - 13.0)))
+                  for m in log_m]).astype(np.float32)[..., None]
+    return x, log_m
+
+
+def ds(x, y, batch):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def cfg_superobs(epochs, patience=100):
+    return {"superobs": {"epochs": epochs, "batch_size": 4, "learning_rate": 1e-3,
+                         "patience": patience, "mae_weight": 1.0, "concentration_weight": 1.0,
+                         "asymmetry_weight": 1.0, "smoothness_weight": 1.0},
+            "mixed_precision": False, "strategy": "default"}
+
+
+def test_fold_splits_rotate_through_all_folds():
+    tests, vals = set(), set()
+    for k in range(10):
+        s = fold_splits(k)
+        assert len(s["train"]) == 8 and s["test"] not in s["train"] and s["val"] not in s["train"]
+        tests.add(s["test"])
+        vals.add(s["val"])
+    assert tests == vals == set(range(10))
+    with pytest.raises(ValueError, match="0 <= k < 10"):
+        fold_splits(10)
+
+
+def test_convergence_stats():
+    t = np.linspace(14, 15, 11)
+    s = convergence_stats(t, t + 0.01)
+    assert s["max_abs_delta"] == pytest.approx(0.01)
+    assert s["median_delta"] == pytest.approx(0.01)
+    assert s["slope"] == pytest.approx(1.0)
+    # regression toward the mean lowers the slope
+    assert convergence_stats(t, 14.5 + 0.5 * (t - 14.5))["slope"] == pytest.approx(0.5)
+
+
+def test_superobs_training_lowers_loss_and_writes_outputs(tmp_path):
+    x, y = superobs_arrays()
+    out = tmp_path / "models" / "superobs.keras"
+    summary = train_superobs(ds(x[:12], y[:12], 4), ds(x[12:], y[12:], 4), out,
+                             cfg=cfg_superobs(4), seed=SEED, workdir=tmp_path / "work")
+    hist = read_history(out.with_name("superobs.history.csv"))
+    assert len(hist) == 4 and summary["epochs_run"] == 4
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert summary["best_val_loss"] == pytest.approx(min(h["val_loss"] for h in hist))
+    assert summary["stop_reason"] == "max_epochs"
+    assert summary["images_per_s"] > 0
+    on_disk = json.loads(out.with_name("superobs.summary.json").read_text())
+    assert on_disk["best_epoch"] == summary["best_epoch"]
+    model = keras.models.load_model(out, safe_mode=True, compile=False)
+    assert model.count_params() == 48687
+    assert not (tmp_path / "work" / "backup_superobs").exists()
+
+
+def test_superobs_patience_stops_early(tmp_path):
+    x, y = superobs_arrays(8, 16)
+    zeros = np.zeros_like(y)  # val target the model cannot improve on after a few epochs
+    summary = train_superobs(ds(x, y, 4), ds(x, zeros + 1e3, 4), tmp_path / "s.keras",
+                             cfg=cfg_superobs(30, patience=1), seed=SEED,
+                             workdir=tmp_path / "w")
+    assert summary["stop_reason"] in ("patience", "max_epochs")
+    assert summary["epochs_run"] < 30 or summary["stop_reason"] == "max_epochs"
+
+
+class Kill(keras.callbacks.Callback):
+    """Simulate a preempted job: raise at the end of the first epoch (after the backup)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_backup_and_restore_resumes_superobs(tmp_path):
+    x, y = superobs_arrays(8, 16)
+    args = dict(cfg=cfg_superobs(2), seed=SEED, workdir=tmp_path / "work")
+    out = tmp_path / "superobs.keras"
+    with pytest.raises(KeyboardInterrupt):
+        train_superobs(ds(x, y, 4), ds(x, y, 4), out, extra_callbacks=[Kill()], **args)
+    assert (tmp_path / "work" / "backup_superobs").is_dir()
+    assert len(read_history(tmp_path / "superobs.history.csv")) == 1
+    summary = train_superobs(ds(x, y, 4), ds(x, y, 4), out, **args)
+    hist = read_history(tmp_path / "superobs.history.csv")
+    assert [int(h["epoch"]) for h in hist] == [0, 1]  # continued at epoch 2, not from scratch
+    assert summary["resumed"] and summary["epochs_run"] == 2
+
+
+def test_mass_training_lowers_loss_and_keeps_last_model(tmp_path):
+    x, log_m = mass_arrays()
+    cfg = {"mass": {"max_epochs": 6, "batch_size": 8, "learning_rate": 5e-4}}
+    out = tmp_path / "mass_fold0.keras"
+    summary = train_mass_fold(ds(x[:40], log_m[:40], 8), ds(x[40:], log_m[40:], 8), out,
+                              cfg=cfg, seed=SEED, workdir=tmp_path / "w")
+    hist = read_history(tmp_path / "mass_fold0.history.csv")
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert "val_slope" in hist[0] and "val_max_abs_delta" in hist[0]
+    assert summary["stop_reason"] in ("converged", "max_epochs")
+    assert summary["kept_epoch"] == summary["epochs_run"]
+    model = keras.models.load_model(out, safe_mode=True, compile=False)
+    assert model.count_params() == 58437
+
+
+def test_mass_convergence_rule_stops_and_keeps_that_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(tmass, "STOP_MAX_ABS_DELTA", 100.0)
+    monkeypatch.setattr(tmass, "STOP_MAX_ABS_MEDIAN", 100.0)
+    monkeypatch.setattr(tmass, "STOP_MIN_SLOPE", -1e9)
+    x, log_m = mass_arrays(16)
+    summary = train_mass_fold(ds(x, log_m, 8), ds(x, log_m, 8), tmp_path / "m.keras",
+                              cfg={"mass": {"max_epochs": 5, "batch_size": 8}}, seed=SEED,
+                              workdir=tmp_path / "w", val_arrays=(x, log_m))
+    assert summary["stop_reason"] == "converged" and summary["epochs_run"] == 1
