@@ -79,3 +79,11 @@ def test_loss_is_zero_for_perfect_prediction_and_finite_for_empty():
     assert np.isfinite(float(loss(z, -1.0 + z)))
     cfg = M.SuperobsLoss.from_config(loss.get_config()).get_config()
     assert cfg["smoothness_weight"] == 1.0
+
+
+def test_describe_models_reports_counts():
+    from xclusters.models.describe import describe_models
+
+    text = describe_models(64, 128)
+    assert "trainable parameters: 48,687 (paper: 48,687)" in text
+    assert "trainable parameters: 58,437 (paper: 58,437)" in text

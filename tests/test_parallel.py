@@ -213,12 +213,20 @@ def test_same_bytes_any_workers_and_shards_and_killed_worker(tmp_path):
     assert list(m1["status"]) == ["ok", "ok"]
 
 
-def test_worker_setup_runs_in_every_worker(tmp_path):
+def test_address_backend_and_worker_setup(tmp_path):
+    """Connect to a running scheduler; the setup hook runs once in every worker."""
     import functools
-    cfg = {"backend": "local", "n_workers": 2, "threads_per_worker": 1}
+
+    from distributed import LocalCluster
     setup = functools.partial(_touch_setup_marker, str(tmp_path))
-    with client_session(cfg, threads=2, mem_mb=1000, worker_setup=setup) as client:
-        pids = set(client.run(os.getpid).values())
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        cfg = {"backend": "address", "address": cluster.scheduler_address}
+        with client_session(cfg, threads=1, mem_mb=None, worker_setup=setup) as client:
+            pids = set(client.run(os.getpid).values())
+            res, fails = map_clusters(_square_or_fail, [{"cluster_id": "x3"}], client=client)
+        assert cluster.status.name == "running"  # an external cluster is left running
+    assert res == [9] and not fails
     marks = {p.name for p in tmp_path.glob("setup_*")}
     assert marks == {f"setup_{p}" for p in pids} and len(pids) == 2
 

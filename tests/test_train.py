@@ -14,7 +14,8 @@ keras = pytest.importorskip("keras")
 
 from xclusters.seeds import rng_for  # noqa: E402
 from xclusters.train import mass as tmass  # noqa: E402
-from xclusters.train.callbacks import convergence_stats, read_history  # noqa: E402
+from xclusters.train.callbacks import (MinimumHeldStop, convergence_stats,  # noqa: E402
+                                       read_history, resume_state)
 from xclusters.train.mass import fold_splits, train_mass_fold  # noqa: E402
 from xclusters.train.superobs import train_superobs  # noqa: E402
 
@@ -81,10 +82,25 @@ def test_convergence_stats():
     assert s["slope"] == pytest.approx(1.0)
     # regression toward the mean lowers the slope
     assert convergence_stats(t, 14.5 + 0.5 * (t - 14.5))["slope"] == pytest.approx(0.5)
+    assert convergence_stats(t, 14.5 + 0.5 * (t - 14.5), "true_on_pred")["slope"] == \
+        pytest.approx(2.0)
+    assert convergence_stats(t, t * np.nan)["max_abs_delta"] == np.inf
+
+
+def test_runtime_ignores_gpu_options_without_gpu(caplog):
+    from xclusters.train.runtime import configure_runtime, gpu_count
+
+    if gpu_count():
+        pytest.skip("a GPU is visible")
+    assert configure_runtime(1, mixed_precision=True, strategy="mirrored") is None
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert "no GPU" in caplog.text
+    with pytest.raises(ValueError, match="train.strategy"):
+        configure_runtime(1, strategy="tpu")
 
 
 def test_superobs_training_lowers_loss_and_writes_outputs(tmp_path):
-    x, y = superobs_arrays()
+    x, y = superobs_arrays(16, 24)
     out = tmp_path / "models" / "superobs.keras"
     summary = train_superobs(ds(x[:12], y[:12], 4), ds(x[12:], y[12:], 4), out,
                              cfg=cfg_superobs(4), seed=SEED, workdir=tmp_path / "work")
@@ -101,14 +117,18 @@ def test_superobs_training_lowers_loss_and_writes_outputs(tmp_path):
     assert not (tmp_path / "work" / "backup_superobs").exists()
 
 
-def test_superobs_patience_stops_early(tmp_path):
-    x, y = superobs_arrays(8, 16)
-    zeros = np.zeros_like(y)  # val target the model cannot improve on after a few epochs
-    summary = train_superobs(ds(x, y, 4), ds(x, zeros + 1e3, 4), tmp_path / "s.keras",
-                             cfg=cfg_superobs(30, patience=1), seed=SEED,
-                             workdir=tmp_path / "w")
-    assert summary["stop_reason"] in ("patience", "max_epochs")
-    assert summary["epochs_run"] < 30 or summary["stop_reason"] == "max_epochs"
+def test_minimum_held_stop_and_resume_state():
+    stop = MinimumHeldStop(patience=2)
+    stop.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    stop.model.stop_training = False
+    for epoch, v in enumerate([3.0, 2.0, 2.5, 2.4, 2.1]):
+        stop.on_epoch_end(epoch, {"val_loss": v})
+        if stop.model.stop_training:
+            break
+    assert stop.stopped_epoch == 4 and stop.best == 2.0
+    hist = [{"epoch": 0, "val_loss": 3.0}, {"epoch": 1, "val_loss": 2.0},
+            {"epoch": 2, "val_loss": 2.5}]
+    assert resume_state(hist) == (2.0, 1, 2)
 
 
 class Kill(keras.callbacks.Callback):
@@ -146,6 +166,17 @@ def test_mass_training_lowers_loss_and_keeps_last_model(tmp_path):
     assert summary["kept_epoch"] == summary["epochs_run"]
     model = keras.models.load_model(out, safe_mode=True, compile=False)
     assert model.count_params() == 58437
+
+
+def test_mass_training_is_reproducible(tmp_path):
+    x, log_m = mass_arrays(16)
+    cfg = {"mass": {"max_epochs": 2, "batch_size": 8}}
+    runs = [train_mass_fold(ds(x, log_m, 8), ds(x, log_m, 8), tmp_path / f"r{i}" / "m.keras",
+                            cfg=cfg, seed=SEED, workdir=tmp_path / f"w{i}",
+                            val_arrays=(x, log_m)) for i in range(2)]
+    hists = [read_history(tmp_path / f"r{i}" / "m.history.csv") for i in range(2)]
+    assert [h["loss"] for h in hists[0]] == [h["loss"] for h in hists[1]]
+    assert runs[0]["validation"] == runs[1]["validation"]
 
 
 def test_mass_convergence_rule_stops_and_keeps_that_model(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-__all__ = ["safe_id"]
+__all__ = ["safe_id", "checked_id"]
 
 _ALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_LEN = 64  # keeps <cid> plus file names well under the usual 255-byte name limit
@@ -53,3 +53,19 @@ def safe_id(value: object) -> str:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
         out = out[: _MAX_LEN - 9] + "_" + digest
     return out
+
+
+_SAFE = re.compile(r"^h[A-Za-z0-9_-]{1,63}$")
+
+
+def checked_id(cluster_id: object) -> str:
+    """Return ``cluster_id`` unchanged if it is already a :func:`safe_id` output, else raise.
+
+    Per-cluster paths are built from the ``cluster_id`` column of ``sample.ecsv``; this guard
+    keeps a hand-edited sample from writing outside ``results/<run>/clusters``.
+    """
+    text = str(cluster_id)
+    if not _SAFE.match(text):
+        raise ValueError(f"cluster_id {text!r} is not filesystem-safe (expected 'h' followed by "
+                         f"[A-Za-z0-9_-]); regenerate sample.ecsv with `xclusters sample`.")
+    return text

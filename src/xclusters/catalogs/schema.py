@@ -116,8 +116,8 @@ def convert_units(table: Table, origin: str) -> Table:
         except u.UnitConversionError as exc:
             raise CatalogError(
                 f"{origin}: column '{name}' has unit '{unit}' which cannot be converted to the "
-                f"expected unit '{expected}'. Store {name} in {expected} (see {SCHEMA_FILE}).") \
-                from exc
+                f"expected unit '{expected}'. Store {name} in {expected}; little-h units must be "
+                f"converted first, e.g. M[Msun] = M[Msun/h] / h (see {SCHEMA_FILE}).") from exc
         if factor != 1.0:
             log.info("%s: converted column %s from %s to %s", origin, name, unit, expected)
         out[name] = values * factor

@@ -70,8 +70,8 @@ def read_user_table(path: str | Path) -> dict:
         cname = "Planck18"
     src = f"table:{path.name}"
     if "r500c" not in cols:
-        cols["r500c"] = r500c_kpc_from_m500c(cols["m500c"], np.clip(cols["redshift"], 0, None),
-                                             cosmo)
+        m = np.where(cols["m500c"] > 0, cols["m500c"], np.nan)  # bad rows are judged later
+        cols["r500c"] = r500c_kpc_from_m500c(m, np.clip(cols["redshift"], 0, None), cosmo)
         src += f"; r500c from {cname}"
         log.info("%s: computed r500c from m500c and redshift with %s", origin, cname)
     cols["source"] = np.full(len(t), src)

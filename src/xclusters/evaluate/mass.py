@@ -51,7 +51,7 @@ LX_OUTER_R500C = 1.0
 #: Mass range log10(M500c/Msun) in which paper 004 §3 also quotes the scatter.
 MASS_RANGE_MID = (14.0, 14.5)
 #: Fewest residuals for which a histogram fit is attempted (below: maximum likelihood).
-MIN_HISTOGRAM_FIT = 20
+MIN_HISTOGRAM_FIT = 50
 
 
 def mass_residual(log_m_pred: np.ndarray, log_m_true: np.ndarray) -> np.ndarray:

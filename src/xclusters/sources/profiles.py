@@ -12,6 +12,7 @@ All parameters come from the ``sources:`` config block; this module has the form
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -24,7 +25,13 @@ __all__ = ["v06_density_shape", "v06_temperature_shape", "metallicity_profile",
 def reference_cosmology(sources_cfg: Mapping[str, Any]) -> FlatLambdaCDM:
     """The cosmology the scaling relations refer to (``sources.reference_cosmology``)."""
     c = sources_cfg.get("reference_cosmology", {"H0": 72.0, "Om0": 0.3})
-    return FlatLambdaCDM(H0=float(c["H0"]), Om0=float(c["Om0"]))
+    return _flat_lcdm(float(c["H0"]), float(c["Om0"]))
+
+
+@lru_cache(maxsize=8)
+def _flat_lcdm(h0: float, om0: float) -> FlatLambdaCDM:
+    # astropy 8 takes ~0.1 s to build a cosmology: build each one once per process
+    return FlatLambdaCDM(H0=h0, Om0=om0)
 
 
 def efunc(z: float, sources_cfg: Mapping[str, Any]) -> float:
@@ -96,7 +103,8 @@ def kT_from_m500c(m500c_msun: float, redshift: float, sources_cfg: Mapping[str, 
                                          "pivot_keV": 5.0})
     h = reference_cosmology(sources_cfg).h
     ez = efunc(redshift, sources_cfg)
-    return float(mt["pivot_keV"] * (m500c_msun * ez * h / mt["m0_msun_h"]) ** (1.0 / mt["slope"]))
+    return float(float(mt["pivot_keV"])
+                 * (m500c_msun * ez * h / float(mt["m0_msun_h"])) ** (1.0 / float(mt["slope"])))
 
 
 def fgas_500(m500c_msun: float, sources_cfg: Mapping[str, Any]) -> float:
@@ -107,4 +115,5 @@ def fgas_500(m500c_msun: float, sources_cfg: Mapping[str, Any]) -> float:
     fg = sources_cfg.get("fgas_relation", {"f0": 0.125, "slope_per_dex": 0.037,
                                            "pivot_msun_h": 1.0e15})
     h = reference_cosmology(sources_cfg).h
-    return float(fg["f0"] + fg["slope_per_dex"] * np.log10(m500c_msun * h / fg["pivot_msun_h"]))
+    return float(float(fg["f0"]) + float(fg["slope_per_dex"])
+                 * np.log10(m500c_msun * h / float(fg["pivot_msun_h"])))

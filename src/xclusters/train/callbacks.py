@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "AtomicModelCheckpoint", "MinimumHeldStop", "Throughput", "MassConvergence",
-    "convergence_stats", "read_history", "resume_state", "write_json_atomic",
+    "convergence_stats", "SLOPE_FITS", "read_history", "resume_state", "write_json_atomic",
     "save_model_atomic",
 ]
 
@@ -142,21 +142,40 @@ class Throughput(keras.callbacks.Callback):
                 "images_per_s_steady": float(np.mean(rates[1:])) if len(rates) > 1 else None}
 
 
-def convergence_stats(log_m_true, log_m_pred) -> dict:
+SLOPE_FITS = ("pred_on_true", "true_on_pred")
+
+
+def convergence_stats(log_m_true, log_m_pred, slope_fit: str = "pred_on_true") -> dict:
     """Validation statistics of paper 004 §2.2 for δ = log M_pred - log M_true.
 
-    Returns ``max_abs_delta``, ``median_delta`` and ``slope``: the slope of the least-squares
-    line of log M_pred as a function of log M_true (the relation of the paper's Figure 3; a
-    model that predicts toward the mean has slope < 1, which the criterion slope > 0.9 limits).
+    Parameters
+    ----------
+    log_m_true, log_m_pred : array_like
+        log10(M500c / Msun).
+    slope_fit : {"pred_on_true", "true_on_pred"}
+        Which least-squares line gives the slope. The paper says "slope of the best-fit line
+        of M_true versus M_predicted" without naming the regressor. The default fits
+        log M_pred as a function of log M_true, the relation of the paper's Figure 3: a
+        model that predicts toward the mean has slope < 1, which the criterion slope > 0.9
+        limits. ``"true_on_pred"`` fits log M_true on log M_pred (y-versus-x reading).
+
+    Returns
+    -------
+    dict
+        ``max_abs_delta``, ``median_delta`` (dex) and ``slope``.
     """
+    if slope_fit not in SLOPE_FITS:
+        raise ValueError(f"slope_fit = {slope_fit!r}: expected one of {SLOPE_FITS}")
     t = np.asarray(log_m_true, dtype=np.float64).ravel()
     p = np.asarray(log_m_pred, dtype=np.float64).ravel()
     if t.shape != p.shape or t.size == 0:
         raise ValueError(f"need equal, non-empty true/pred arrays, got {t.shape} and {p.shape}")
-    d = p - t
-    slope = float(np.polyfit(t, p, 1)[0]) if t.size > 1 and np.ptp(t) > 0 else float("nan")
     if not np.all(np.isfinite(p)):
-        return {"max_abs_delta": float("inf"), "median_delta": float("nan"), "slope": slope}
+        return {"max_abs_delta": float("inf"), "median_delta": float("nan"),
+                "slope": float("nan")}
+    x, y = (t, p) if slope_fit == "pred_on_true" else (p, t)
+    slope = float(np.polyfit(x, y, 1)[0]) if x.size > 1 and np.ptp(x) > 0 else float("nan")
+    d = p - t
     return {"max_abs_delta": float(np.max(np.abs(d))), "median_delta": float(np.median(d)),
             "slope": slope}
 
@@ -178,11 +197,15 @@ class MassConvergence(keras.callbacks.Callback):
         Thresholds (paper 004: 0.3 dex, 0.02 dex, 0.9).
     batch_size : int
         Prediction batch size.
+    slope_fit : {"pred_on_true", "true_on_pred"}
+        See :func:`convergence_stats`.
     """
 
     def __init__(self, images, log_m, *, max_abs_delta: float = 0.3,
-                 max_abs_median: float = 0.02, min_slope: float = 0.9, batch_size: int = 64):
+                 max_abs_median: float = 0.02, min_slope: float = 0.9, batch_size: int = 64,
+                 slope_fit: str = "pred_on_true"):
         super().__init__()
+        self.slope_fit = slope_fit
         self.images = np.asarray(images, dtype=np.float32)
         self.log_m = np.asarray(log_m, dtype=np.float64).ravel()
         if self.images.shape[0] != self.log_m.size:
@@ -197,7 +220,7 @@ class MassConvergence(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         pred = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
-        stats = convergence_stats(self.log_m, pred)
+        stats = convergence_stats(self.log_m, pred, self.slope_fit)
         self.last = stats
         if logs is not None:
             logs.update({f"val_{k}": v for k, v in stats.items()})

@@ -80,7 +80,7 @@ def _targets_mean(ds, max_batches: int = 64) -> float:
 def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping[str, Any],
                     seed: int, workdir: str | Path,
                     val_arrays: tuple[np.ndarray, np.ndarray] | None = None,
-                    input_scaling: str = "log1p",
+                    input_scaling: str = "log1p", slope_fit: str = "pred_on_true",
                     extra_callbacks: Sequence | None = None) -> dict:
     """Train the paper-004 CNN on one fold split with the paper's stopping rule.
 
@@ -102,6 +102,9 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         omitted.
     input_scaling : {"log1p", "none"}
         Parameter-free input scaling inside the model (:mod:`xclusters.models.mass`).
+    slope_fit : {"pred_on_true", "true_on_pred"}
+        Regression giving the slope of the stopping rule
+        (:func:`xclusters.train.callbacks.convergence_stats`).
     extra_callbacks : sequence, optional
         Appended after the built-in callbacks.
 
@@ -152,7 +155,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         paths["history"].unlink()
     conv = MassConvergence(val_images, val_log_m, max_abs_delta=STOP_MAX_ABS_DELTA,
                            max_abs_median=STOP_MAX_ABS_MEDIAN, min_slope=STOP_MIN_SLOPE,
-                           batch_size=max(batch_size, 64))
+                           batch_size=max(batch_size, 64), slope_fit=slope_fit)
     throughput = Throughput(batch_size)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -164,8 +167,9 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     ]
     log.info("training mass CNN: up to %d epochs, lr %g, %d validation images -> %s",
              max_epochs, lr, len(val_log_m), paths["model"])
+    # shuffling and augmentation belong to the tf.data pipeline (seeded per epoch)
     model.fit(train_ds, validation_data=val_ds, epochs=max_epochs, callbacks=callbacks,
-              verbose=2)
+              verbose=2, shuffle=False)
 
     history = read_history(paths["history"])
     last_loss = history[-1].get("loss", math.nan) if history else math.nan
@@ -181,7 +185,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         "epochs_run": len(history), "max_epochs": max_epochs, "stop_reason": reason,
         "kept_epoch": len(history), "best_val_loss": best, "best_epoch": best_epoch,
         "final_val_loss": history[-1].get("val_loss") if history else None,
-        "validation": conv.last, "output_bias_init": bias0, "input_scaling": input_scaling,
+        "validation": conv.last, "output_bias_init": bias0, "input_scaling": input_scaling, "slope_fit": slope_fit,
         "seed": int(seed), "resumed": resuming, "time_s": time.perf_counter() - t_start,
         **throughput.summary(),
     }
@@ -200,6 +204,6 @@ def train_mass_fold_from_file(dataset_path: str | Path, k: int, out_model_path: 
     split = fold_splits(k, n_folds)
     bs = int(train_section(cfg).get("mass", {}).get("batch_size", 32))
     train_ds = mass_dataset(dataset_path, split["train"], bs, augment, seed)
-    val_ds = mass_dataset(dataset_path, [split["val"]], bs, False, seed)
+    val_ds = mass_dataset(dataset_path, [split["val"]], bs, False, seed, shuffle=False)
     return train_mass_fold(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed,
                            workdir=workdir, val_arrays=dataset_to_arrays(val_ds))

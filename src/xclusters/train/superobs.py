@@ -115,7 +115,9 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
     ]
     log.info("training superobs CNN: up to %d epochs, patience %d, lr %g -> %s", epochs,
              patience, lr, paths["model"])
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=2)
+    # shuffling and augmentation belong to the tf.data pipeline (seeded per epoch)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=2,
+              shuffle=False)
 
     history = read_history(paths["history"])
     best, _, best_epoch = resume_state(history)
@@ -154,5 +156,5 @@ def train_superobs_from_file(dataset_path: str | Path, out_model_path: str | Pat
 
     bs = int(train_section(cfg).get("superobs", {}).get("batch_size", 8))
     train_ds = superobs_dataset(dataset_path, "train", bs, augment, seed)
-    val_ds = superobs_dataset(dataset_path, "val", bs, False, seed)
+    val_ds = superobs_dataset(dataset_path, "val", bs, False, seed, shuffle=False)
     return train_superobs(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed, workdir=workdir)

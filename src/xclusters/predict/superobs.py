@@ -1,0 +1,133 @@
+"""Predict super observations (paper 000) from eROSITA images or event lists."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["predict_superobs", "predict_superobs_arrays", "EROSITA_EXPOSURE_S",
+           "SUPEROBS_EXPOSURE_S"]
+
+log = logging.getLogger("xclusters.predict")
+
+#: Exposure of the model's input and output, s (paper 000 Table 1).
+EROSITA_EXPOSURE_S = 2000.0
+SUPEROBS_EXPOSURE_S = 10000.0
+
+
+def _model(model_or_path, kind: str):
+    if isinstance(model_or_path, (str, Path)):
+        from xclusters.predict.loading import load_trained_model
+
+        return load_trained_model(model_or_path, kind)
+    return model_or_path
+
+
+def predict_superobs_arrays(model, inputs: np.ndarray, batch_size: int = 4) -> np.ndarray:
+    """Predict super observations for a batch of eROSITA images.
+
+    Parameters
+    ----------
+    model : keras.Model or path
+        A superobs model (or its ``.keras`` file).
+    inputs : numpy.ndarray
+        ``(N, H, W, 3)`` counts per pixel (2 ks eROSITA).
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, W, 3)`` float32 predicted counts per pixel of the 10 ks ideal observation.
+    """
+    model = _model(model, "superobs")
+    x = np.asarray(inputs, dtype=np.float32)
+    want = tuple(model.inputs[0].shape[1:])
+    if x.ndim != 4 or x.shape[-1] != want[-1]:
+        raise ValueError(f"inputs shape {x.shape}: expected (N, H, W, {want[-1]}) counts")
+    if want[0] is not None and x.shape[1:3] != want[:2]:
+        raise ValueError(f"inputs are {x.shape[1]}x{x.shape[2]} px but the model expects "
+                         f"{want[0]}x{want[1]} px")
+    return np.asarray(model.predict(x, batch_size=int(batch_size), verbose=0), dtype=np.float32)
+
+
+def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str | Path,
+                     sky_center=None, event_list: bool = False, nr_baseline: bool = False,
+                     image_pixels: int = 256, field_pixels: int = 300,
+                     pixel_arcsec: float = 9.6) -> dict:
+    """Predict the 10 ks super observation for one eROSITA observation and write FITS.
+
+    Parameters
+    ----------
+    model_path : path
+        Trained superobs ``.keras`` model.
+    input : path
+        A 3-band eROSITA image (cube ``(3, H, W)`` or three 2-D HDUs, counts in 2 ks) or,
+        with ``event_list=True``, an event file with an ``EVENTS`` table (``RA``, ``DEC``, ``PI``).
+    out_fits : path
+        Output FITS: primary HDU ``PREDICTION`` ``(3, H, W)``, extension ``INPUT`` (the
+        image fed to the model) and, with ``nr_baseline``, ``EROSITA_NR``; all with the WCS
+        of the input (a TAN WCS centred on ``sky_center`` for event lists).
+    sky_center : (ra_deg, dec_deg) or SkyCoord, optional
+        Centre of the binned image for event lists (default: the header pointing).
+    event_list : bool
+        ``input`` is an event list.
+    nr_baseline : bool
+        Also write the eROSITA-NR baseline (paper 000 §2.1). For event lists the annulus
+        background is measured on a ``field_pixels`` field binned from the same events.
+    image_pixels : int
+        Side of the binned image for event lists, pixels (``instruments.erosita.image_pixels``;
+        paper: 256).
+    field_pixels : int
+        Side of the full field for the background annulus, pixels
+        (``instruments.erosita.field_pixels``).
+    pixel_arcsec : float
+        Pixel size for event lists, arcsec (paper 000 Table 1: 9.6).
+
+    Returns
+    -------
+    dict
+        ``out_fits``, ``prediction`` ``(3, H, W)``, ``input`` ``(3, H, W)``, ``baseline`` (or
+        None) and ``background`` (per band counts/pixel, or None).
+    """
+    from xclusters.predict import fitsio
+    from xclusters.predict.baseline import annulus_background
+    from xclusters.predict.baseline import nr_baseline as make_nr
+    from xclusters.provenance import provenance_record, sha256_file
+
+    model = _model(model_path, "superobs")
+    background = None
+    if event_list:
+        cube, wcs, header = fitsio.bin_events(input, sky_center, image_pixels, pixel_arcsec)
+        if nr_baseline:
+            field, _, _ = fitsio.bin_events(input, sky_center, max(field_pixels, image_pixels),
+                                            pixel_arcsec)
+            background = annulus_background(field)
+    else:
+        cube, wcs, header = fitsio.read_band_image(input)
+        if wcs is None:
+            log.warning("%s: no celestial WCS in the header; the prediction has none", input)
+    exposure = header.get("EXPOSURE")
+    if exposure is not None and abs(float(exposure) - EROSITA_EXPOSURE_S) > 0.01 * EROSITA_EXPOSURE_S:
+        log.warning("%s: EXPOSURE = %s s, but the model was trained on %g s eROSITA images; "
+                    "predictions scale with the counts", input, exposure, EROSITA_EXPOSURE_S)
+    pred = predict_superobs_arrays(model, np.moveaxis(cube, 0, -1)[None], batch_size=1)[0]
+    pred = np.moveaxis(pred, -1, 0)
+    extra = [("INPUT", cube)]
+    baseline = None
+    if nr_baseline:
+        baseline, background = make_nr(cube, background)
+        extra.append(("EROSITA_NR", baseline))
+    prov = provenance_record(
+        model_file=Path(model_path).name if isinstance(model_path, (str, Path)) else "in-memory",
+        model_sha256=(sha256_file(model_path) if isinstance(model_path, (str, Path)) else "n/a"),
+        input_file=Path(input).name, input_kind="event_list" if event_list else "image")
+    if background is not None:
+        prov.update({f"bkg_{b}": float(v) for b, v in zip(fitsio.BAND_NAMES, background)})
+    cards = {"EXPOSURE": SUPEROBS_EXPOSURE_S}
+    out = fitsio.write_prediction_fits(out_fits, pred, wcs, extra=extra, header_cards=cards,
+                                       provenance=prov)
+    log.info("wrote %s", out)
+    return {"out_fits": out, "prediction": pred, "input": cube, "baseline": baseline,
+            "background": background}
