@@ -202,7 +202,7 @@ def test_project_to_simput_absorbs(tmp_path):
 
     ds = beta_grid(n=8)
     p = make_photon_list(ds, tmp_path / "photons.h5", emission_cfg=cfg_for("bremsstrahlung"),
-                         area_cm2=1.0e3, exposure_s=3.0e5, redshift=REDSHIFT, seed=3,
+                         area_cm2=1.0e3, exposure_s=1.0e5, redshift=REDSHIFT, seed=3,
                          cluster_id="proj")
     simput = project_to_simput(p, "z", tmp_path / "simput_z", nh_1e22=0.04,
                                sky_center_deg=(30.0, 45.0), seed=3)
@@ -261,3 +261,33 @@ def test_agn_point_sources_position_and_flux(tmp_path):
              / (hi ** (2 - gamma) - lo ** (2 - gamma)))
     expected = lum / (4 * np.pi * lum_distance_cm(p) ** 2) * ratio
     assert agn["FLUX"] == pytest.approx(expected, rel=0.01)
+
+
+def test_source_file_path_end_to_end(tmp_path):
+    """source.h5 written by xclusters.sources -> photons (redshift, id from attrs) -> SIMPUT + AGN."""
+    sources = pytest.importorskip("xclusters.sources")
+    n = 8
+    x = (np.arange(n) + 0.5) / n * 800.0 - 400.0
+    X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
+    r = np.sqrt(X**2 + Y**2 + Z**2)
+    zeros = np.zeros_like(r)
+    src = {"density": 3e-26 * (1 + (r / 100.0) ** 2) ** -1.0, "temperature": zeros + 3.0,
+           "metallicity": zeros + 0.3, "velocity_x": zeros, "velocity_y": zeros,
+           "velocity_z": zeros, "bbox_kpc": np.array([[-400.0, 400.0]] * 3),
+           "point_sources": {"x_kpc": np.array([50.0]), "y_kpc": np.array([0.0]),
+                             "z_kpc": np.array([0.0]), "luminosity_erg_s": np.array([1e43]),
+                             "photon_index": np.array([1.9])},
+           "attrs": {"redshift": 0.05, "m500c_msun": 1e14, "r500c_kpc": 700.0,
+                     "cluster_id": "file_c"}}
+    path = sources.write_source(tmp_path / "source.h5", src)
+    p = make_photon_list(path, tmp_path / "photons.h5", emission_cfg=cfg_for("bremsstrahlung"),
+                         area_cm2=500.0, exposure_s=1.0e4, seed=9)
+    with h5py.File(p) as fh:
+        assert fh["parameters"]["fid_redshift"][()] == pytest.approx(0.05)
+        assert fh["info"].attrs["xclusters_cluster_id"] == "file_c"
+    simput = project_to_simput(p, "y", tmp_path / "simput_y", nh_1e22=0.04,
+                               sky_center_deg=(10.0, -30.0), seed=9, point_sources=path)
+    from astropy.io import fits
+
+    with fits.open(simput) as hl:
+        assert list(hl[1].data["SRC_NAME"]) == ["cluster", "agn_0"]

@@ -34,6 +34,8 @@ log = logging.getLogger("xclusters.sources")
 GRID_FIELDS = {"density": "g/cm**3", "temperature": "keV", "metallicity": "Zsun",
                "velocity_x": "km/s", "velocity_y": "km/s", "velocity_z": "km/s"}
 POINT_SOURCE_FIELDS = ("x_kpc", "y_kpc", "z_kpc", "luminosity_erg_s", "photon_index")
+#: density given to empty cells (e.g. outside the hot gas of a cutout) when loaded into yt
+EMPTY_CELL_DENSITY_G_CM3 = 1.0e-35
 _KEV_TO_K = (1.0 * u.keV / const.k_B).to_value(u.K)
 
 
@@ -148,8 +150,14 @@ def load_source(path: str | Path):
     import yt
 
     src = read_source(path)
+    rho = np.asarray(src["density"], dtype=float)
+    if np.any(rho <= 0):
+        # yt's ionized species fields divide by density: empty cells would give NaN emission
+        # measures. A floor ~1e-11 cm^-3, 7 orders of magnitude below cluster outskirts
+        # (~1e-4 cm^-3), emits ~1e-14 of their emission per volume.
+        rho = np.where(rho > 0, rho, EMPTY_CELL_DENSITY_G_CM3)
     data = {
-        "density": (src["density"], "g/cm**3"),
+        "density": (rho, "g/cm**3"),
         "temperature": (src["temperature"] * _KEV_TO_K, "K"),
         "metallicity": (src["metallicity"], "Zsun"),
         "velocity_x": (src["velocity_x"], "km/s"),
