@@ -49,27 +49,47 @@ def shard_manifests(wildcards):
     return [f"{RUN}/manifests/shard_{i}.ecsv" for i in ids]
 
 
+# Evaluation outputs: (file name, caption file, subcategory); None = not shown in the report.
 SUPEROBS_EVAL = [
-    "superobs_table3.ecsv",
-    "superobs_table3.md",
-    "superobs_classification.md",
-    "fig_superobs_grid.png",
-    "fig_concentration.png",
-    "fig_asymmetry.png",
-    "fig_smoothness.png",
-    "fig_flux.png",
-    "fig_mass_dependence.png",
+    ("superobs_table3.md", "superobs_table3.rst", "Tables"),
+    ("superobs_classification.md", "superobs_classification.rst", "Tables"),
+    ("superobs_table3.ecsv", None, None),
+    ("superobs_per_image.ecsv", None, None),
+    ("fig_superobs_grid.png", "superobs_grid.rst", "Images"),
+    ("fig_concentration.png", "superobs_concentration.rst", "Morphology"),
+    ("fig_asymmetry.png", "superobs_asymmetry.rst", "Morphology"),
+    ("fig_smoothness.png", "superobs_smoothness.rst", "Morphology"),
+    ("fig_flux.png", "superobs_flux.rst", "Flux and background"),
+    ("fig_background.png", "superobs_background.rst", "Flux and background"),
+    ("fig_mass_dependence.png", "superobs_mass_dependence.rst", "Morphology"),
 ]
 MASS_EVAL = [
-    "mass_summary.md",
-    "fig_mass_true_pred.png",
-    "fig_mass_delta.png",
-    "lx_baseline.ecsv",
+    ("mass_summary.md", "mass_summary.rst", "Tables"),
+    ("lx_baseline.ecsv", "lx_baseline.rst", "Tables"),
+    ("fig_mass_true_pred.png", "mass_true_pred.rst", "Figures"),
+    ("fig_mass_delta.png", "mass_delta.rst", "Figures"),
+    ("fig_mass_gradients.png", "mass_gradients.rst", "Interpretation"),
+    ("fig_mass_gradient_profile.png", "mass_gradient_profile.rst", "Interpretation"),
 ]
+CATEGORIES = {"superobs": "Super observation (paper 000)", "mass": "Mass (paper 004)"}
+
+
+def evaluation_outputs(kind):
+    """Output list of an evaluation rule, figures and tables wrapped in report()."""
+    table = SUPEROBS_EVAL if kind == "superobs" else MASS_EVAL
+    outs = []
+    for name, caption, sub in table:
+        path = f"{RUN}/evaluation/{kind}/{name}"
+        if caption is None:
+            outs.append(path)
+        else:
+            outs.append(report(path, caption=f"../report/{caption}",
+                               category=CATEGORIES[kind], subcategory=sub))
+    return outs
 
 
 def all_targets():
-    targets = [f"{RUN}/evaluation/superobs/{name}" for name in SUPEROBS_EVAL]
+    targets = [f"{RUN}/evaluation/superobs/{name}" for name, _, _ in SUPEROBS_EVAL]
     if CHANDRA:
-        targets += [f"{RUN}/evaluation/mass/{name}" for name in MASS_EVAL]
+        targets += [f"{RUN}/evaluation/mass/{name}" for name, _, _ in MASS_EVAL]
     return targets

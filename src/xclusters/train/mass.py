@@ -131,6 +131,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     paths = output_paths(out_model_path)
     if paths["model"].suffix != ".keras":
         raise ValueError(f"out_model_path = {out_model_path}: must end in '.keras'")
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
     shape = _image_shape(train_ds)
     if shape[-1] != 1 or shape[1] is None or shape[1] != shape[2]:
         raise ValueError(f"mass training images have shape {shape[1:]}; expected square "

@@ -83,6 +83,7 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
     paths = output_paths(out_model_path)
     if paths["model"].suffix != ".keras":
         raise ValueError(f"out_model_path = {out_model_path}: must end in '.keras'")
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
     backup_dir = Path(workdir) / f"backup_{paths['model'].stem}"
     resuming = backup_dir.is_dir()
     n_bands = _image_shape(train_ds)[-1]
