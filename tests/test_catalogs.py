@@ -1,4 +1,4 @@
-"""Catalogue readers, bad-row rules, sampling (xclusters.catalogs) and safe ids (xclusters.paths)."""
+"""Catalogue readers, bad-row rules, sampling (xclusters.catalogs) and safe ids (paths)."""
 from __future__ import annotations
 
 import logging

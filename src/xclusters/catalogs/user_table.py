@@ -1,4 +1,7 @@
-"""A user halo table (ECSV, FITS or CSV) following ``workflow/schemas/catalog_table.schema.yaml``."""
+"""A user halo table (ECSV, FITS or CSV) following the documented schema.
+
+Schema: ``workflow/schemas/catalog_table.schema.yaml``.
+"""
 from __future__ import annotations
 
 import logging

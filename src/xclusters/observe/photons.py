@@ -14,7 +14,8 @@ Files
 the box centre), velocities, ``num_photons``, ``energy`` (keV, observer frame, before Doppler
 shifts)); ``/info`` attrs carry the xclusters provenance (``xclusters_*``).
 ``clusters/<cid>/simput_<axis>/cluster_simput.fits`` (+ ``cluster_phlist.fits``): the projected,
-wabs-absorbed events as a SIMPUT photon list.
+wabs-absorbed events as a SIMPUT photon list, plus ``agn_<i>_spec.fits`` power-law spectra of
+the AGN in ``source.h5`` ``/point_sources`` when given.
 """
 from __future__ import annotations
 
@@ -263,6 +264,7 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
     if kT.size == 0 or kT.max() <= KT_FLOOR_KEV:
         raise EmptyPhotonListError(f"cluster {cluster_id}: no gas above kT = {KT_FLOOR_KEV} keV "
                                    "in the source grid; no photons can be made.")
+    # 1 % padding keeps the hottest/coldest cells strictly inside pyXSIM's kT cut.
     kT_min = max(float(kT.min()), KT_FLOOR_KEV) / 1.01
     kT_max = float(kT.max()) * 1.01
     rng = rng_for(seed, "photons")

@@ -1,0 +1,93 @@
+"""End-to-end: the whole Snakemake graph on config/test.yaml (4 clusters, 32x32, one epoch)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _snakemake(*args, cwd=REPO, check=True, timeout=1800):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    cfg = ["--configfile", "config/test.yaml", "--config", f"results_dir={results}"]
+    _snakemake(*cfg)
+    run = results / "test"
+    _snakemake(*cfg, "--report", str(run / "report.html"))
+    return run, cfg
+
+
+@pytest.mark.slow
+def test_images_have_counts_and_wcs(run_dir):
+    run, _ = run_dir
+    sample = Table.read(run / "sample.ecsv", format="ascii.ecsv")
+    assert len(sample) == 4
+    for cid in sample["cluster_id"]:
+        for inst, nb in (("erosita", 3), ("ideal", 3), ("chandra_acisi", 1)):
+            path = run / "clusters" / cid / f"image_{inst}_z.fits"
+            with fits.open(path) as hdul:
+                data = hdul[0].data
+                assert data.shape == (nb, 32, 32), (path, data.shape)
+                assert data.sum() > 0, f"{path} holds no counts"
+                w = WCS(hdul[0].header).celestial
+                assert w.wcs.ctype[0].startswith("RA---TAN")
+                ra, dec = w.wcs_pix2world([[15.5, 15.5]], 0)[0]
+                assert abs(ra - sample["ra"][sample["cluster_id"] == cid][0]) < 0.01
+                assert "HIERARCH XC CONFIG_HASH" in hdul[0].header or \
+                    "XC CONFIG_HASH" in hdul[0].header
+
+
+@pytest.mark.slow
+def test_dataset_and_models(run_dir):
+    run, _ = run_dir
+    with h5py.File(run / "dataset.h5", "r") as h5:
+        x = h5["superobs/inputs"]
+        y = h5["superobs/targets"]
+        c = h5["chandra/images"]
+        assert x.shape[1:] == (32, 32, 3) and y.shape == x.shape
+        assert c.shape[1:] == (32, 32, 1)
+        assert np.asarray(y).sum() > np.asarray(x).sum() * 0.5  # 10 ks ideal vs 2 ks eROSITA
+        assert int(h5.attrs["complete"]) == 1
+    assert (run / "models" / "superobs.keras").stat().st_size > 0
+    assert (run / "models" / "mass_fold0.keras").stat().st_size > 0
+    hist = Table.read(run / "models" / "superobs_history.csv", format="ascii.csv")
+    assert len(hist) >= 1 and np.isfinite(hist["loss"]).all()
+
+
+@pytest.mark.slow
+def test_evaluation_and_report(run_dir):
+    run, _ = run_dir
+    table3 = (run / "evaluation" / "superobs" / "superobs_table3.md").read_text()
+    assert "Prediction" in table3 and "eROSITA" in table3
+    preds = Table.read(run / "predictions" / "mass.ecsv", format="ascii.ecsv")
+    assert len(preds) > 0 and np.isfinite(preds["log_m500c_pred"]).all()
+    report = run / "report.html"
+    assert report.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op(run_dir):
+    run, cfg = run_dir
+    proc = _snakemake(*cfg, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
