@@ -58,7 +58,15 @@ def test_predict_image_cube_roundtrip_keeps_wcs(models, tmp_path):
         np.testing.assert_allclose(w.wcs.cdelt, wcs.wcs.cdelt)
         np.testing.assert_array_equal(hdul["INPUT"].data, cube)
         assert hdul[0].header["EXPOSURE"] == 10000.0
+        assert hdul[0].header["CTYPE3"] == "BAND" and hdul[0].header["BAND1"] == "soft"
         assert "HIERARCH XC MODEL_SHA256" in hdul[0].header or "XC MODEL_SHA256" in hdul[0].header
+    # eROSITA-NR from the full-field annulus background written by the image stage
+    hdr.update({"BKGANN1": 1.0, "BKGANN2": 0.5, "BKGANN3": 0.0})
+    src2 = tmp_path / "erosita_bkg.fits"
+    fits.PrimaryHDU(cube, header=hdr).writeto(src2)
+    res2 = predict_superobs(models[0], src2, out_fits=tmp_path / "pred2.fits", nr_baseline=True)
+    np.testing.assert_allclose(res2["background"], [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(res2["baseline"][0], np.clip(cube[0] - 1.0, 0, None))
     direct = predict_superobs_arrays(load_trained_model(models[0], "superobs"),
                                      np.moveaxis(cube, 0, -1)[None])
     np.testing.assert_allclose(res["prediction"], np.moveaxis(direct[0], -1, 0), rtol=1e-5)

@@ -71,7 +71,7 @@ def test_dataset_and_models(run_dir):
         assert int(h5.attrs["complete"]) == 1
     assert (run / "models" / "superobs.keras").stat().st_size > 0
     assert (run / "models" / "mass_fold0.keras").stat().st_size > 0
-    hist = Table.read(run / "models" / "superobs_history.csv", format="ascii.csv")
+    hist = Table.read(run / "models" / "superobs.history.csv", format="ascii.csv")
     assert len(hist) >= 1 and np.isfinite(hist["loss"]).all()
 
 

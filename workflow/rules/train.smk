@@ -6,7 +6,7 @@ rule train_superobs:
         f"{RUN}/dataset.h5",
     output:
         model=protected(f"{RUN}/models/superobs.keras"),
-        history=f"{RUN}/models/superobs_history.csv",
+        history=f"{RUN}/models/superobs.history.csv",
     log:
         f"{RUN}/logs/train_superobs.log",
     params:
@@ -27,7 +27,7 @@ rule train_mass:
         f"{RUN}/dataset.h5",
     output:
         model=protected(f"{RUN}/models/mass_fold{{fold}}.keras"),
-        history=f"{RUN}/models/mass_fold{{fold}}_history.csv",
+        history=f"{RUN}/models/mass_fold{{fold}}.history.csv",
     log:
         f"{RUN}/logs/train_mass_fold{{fold}}.log",
     params:

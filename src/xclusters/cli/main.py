@@ -130,7 +130,7 @@ def cmd_evaluate_mass(a) -> int:
 
 
 def cmd_models(a) -> int:
-    from ..models import describe_models
+    from ..models.describe import describe_models
 
     cfg = _cfg(a.config)
     print(describe_models(cfg["instruments"]["erosita"]["image_pixels"],
@@ -139,22 +139,23 @@ def cmd_models(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from ..predict import predict_superobs
+    from ..predict.superobs import predict_superobs
 
     if a.events and (a.ra is None or a.dec is None):
         raise SystemExit("xclusters predict: --events needs --ra and --dec (deg) of the "
                          "cluster centre.")
     src = a.events or a.image
-    out = predict_superobs(a.model, src, out_fits=a.out,
+    res = predict_superobs(a.model, src, out_fits=a.out,
                            sky_center=None if a.ra is None else (a.ra, a.dec),
                            event_list=bool(a.events), nr_baseline=a.nr_baseline,
                            image_pixels=a.pixels)
-    print(f"wrote {out}")
+    for key, value in res.items():
+        print(f"{key}: {value}")
     return 0
 
 
 def cmd_predict_mass(a) -> int:
-    from ..predict import predict_mass
+    from ..predict.mass import predict_mass
 
     logm = predict_mass(a.model, a.image)
     print(f"log10(M500c/Msun) = {logm:.3f}")

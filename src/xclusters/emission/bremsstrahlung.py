@@ -49,7 +49,6 @@ __all__ = ["BremsstrahlungSpectrum", "gaunt_born", "bremsstrahlung_photon_emissi
 #: Gauss-Legendre nodes per energy bin for the bin integrals (exact to ~1e-8 for 33 eV bins).
 _N_GAUSS = 8
 
-_KEV_ERG = (1.0 * u.keV).to_value(u.erg)
 _K_PER_KEV = (1.0 * u.keV / const.k_B).to_value(u.K)
 _H_ERG_S = const.h.cgs.value
 #: Rybicki & Lightman eq. 5.14a prefactor (cgs, Gaussian units).

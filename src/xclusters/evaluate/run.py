@@ -342,7 +342,7 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
 
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    import keras
+    from ..predict.loading import load_trained_model
 
     from .gradients import PROFILE_EDGES_R500C, deepdream_iterations, radial_fractional_change
     from .plots_mass import plot_gradient_maps, plot_gradient_profiles
@@ -368,7 +368,7 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
     for i, fold in enumerate(np.asarray(cand["fold"], dtype=int)):
         key = fold if fold in models else None
         if key not in loaded:
-            loaded[key] = keras.saving.load_model(models[key], compile=False)
+            loaded[key] = load_trained_model(models[key], "mass")
         st, _ = deepdream_iterations(loaded[key], images[i:i + 1], n_iter=n_iter,
                                      step_counts=float(ev["gradient_step_counts"]))
         for j in range(n_iter + 1):

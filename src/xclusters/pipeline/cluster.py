@@ -117,6 +117,8 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                              provenance={"config_hash": config_hash(config)})
         emission_model = _emission_model_of(photon_file)
 
+    # AGN of the source (power-law spectra), added to every projection's SIMPUT.
+    agn = source_path if config["sources"].get("include_agn", True) else None
     outputs = []
     for ax in axes:
         todo = [inst for inst in instruments if not image_path(outdir, cid, inst, ax).is_file()]
@@ -131,7 +133,7 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                                        nh_1e22=float(config["emission"]["nh_1e22"]),
                                        sky_center_deg=sky,
                                        seed=int_seed_for(seed, halo_id, "project", ax),
-                                       cluster_id=cid)
+                                       cluster_id=cid, point_sources=agn)
         for inst in instruments:
             final = image_path(outdir, cid, inst, ax)
             if final.is_file():

@@ -19,11 +19,11 @@ __all__ = ["predict_superobs_test_split", "predict_mass_folds", "load_keras_mode
 BATCH = 8
 
 
-def load_keras_model(path: str | Path):
+def load_keras_model(path: str | Path, kind: str):
     """Load a ``.keras`` model in safe mode (no arbitrary code), with a clear error."""
-    from ..predict import load_model
+    from ..predict.loading import load_trained_model
 
-    return load_model(path)
+    return load_trained_model(path, kind)
 
 
 def _rows(meta: Table, split: str) -> np.ndarray:
@@ -46,7 +46,7 @@ def predict_superobs_test_split(model_path: str | Path, dataset: str | Path,
     if rows.size == 0:
         raise ValueError(f"{dataset}: the '{split}' split is empty; use more clusters "
                          f"(sample.n_clusters) or another --split.")
-    model = load_keras_model(model_path)
+    model = load_keras_model(model_path, "superobs")
     preds = []
     with h5py.File(dataset, "r") as h5:
         inputs = h5[SUPEROBS_INPUTS]
@@ -94,7 +94,7 @@ def predict_mass_folds(model_paths: Sequence[str | Path], dataset: str | Path,
             if rows.size == 0:
                 log.warning("fold %d has no images; nothing to predict for %s", k, path)
                 continue
-            model = load_keras_model(path)
+            model = load_keras_model(path, "mass")
             for start in range(0, rows.size, 64):
                 idx = rows[start:start + 64]
                 x = images[idx].astype(np.float32)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,19 +10,6 @@ from ..seeds import int_seed_for
 log = logging.getLogger("xclusters.pipeline")
 
 __all__ = ["train_superobs_from_dataset", "train_mass_from_dataset"]
-
-
-def _copy_history(workdir: Path, out_model: Path, stem: str) -> None:
-    """Place the CSV history beside the model under the name the workflow declares."""
-    target = out_model.parent / f"{stem}_history.csv"
-    candidates = sorted(Path(workdir).glob("*history*.csv")) + \
-        sorted(out_model.parent.glob(f"{out_model.stem}*history*.csv"))
-    for cand in candidates:
-        if cand.resolve() != target.resolve():
-            shutil.copyfile(cand, target)
-            return
-    if not target.exists():
-        raise FileNotFoundError(f"training wrote no CSV history under {workdir}")
 
 
 def train_superobs_from_dataset(dataset: str | Path, out_model: str | Path, *,
@@ -39,7 +25,6 @@ def train_superobs_from_dataset(dataset: str | Path, out_model: str | Path, *,
     augment = config["dataset"].get("augmentation", "on_the_fly") == "on_the_fly"
     summary = train_superobs_from_file(dataset, out_model, cfg=config, seed=seed,
                                        workdir=workdir, augment=augment)
-    _copy_history(workdir, out_model, out_model.stem)
     log.info("superobs training: %s", summary)
     return summary
 
@@ -60,6 +45,5 @@ def train_mass_from_dataset(dataset: str | Path, fold: int, out_model: str | Pat
     augment = config["dataset"].get("augmentation", "on_the_fly") == "on_the_fly"
     summary = train_mass_fold_from_file(dataset, fold, out_model, cfg=config, seed=seed,
                                         workdir=workdir, n_folds=n_folds, augment=augment)
-    _copy_history(workdir, out_model, out_model.stem)
     log.info("mass training fold %d: %s", fold, summary)
     return summary

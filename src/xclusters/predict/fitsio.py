@@ -252,7 +252,8 @@ def write_prediction_fits(out_path: str | Path, prediction: np.ndarray, wcs, *,
                           band_names: Sequence[str] = BAND_NAMES) -> Path:
     """Write ``(bands, H, W)`` arrays as FITS: primary = prediction, then named extensions.
 
-    Every HDU carries the celestial WCS (``WCSAXES = 2``; the band axis has no WCS), BUNIT
+    Every HDU carries the celestial WCS plus a linear ``BAND`` third axis (``WCSAXES = 3``,
+    the layout of :mod:`xclusters.images`; ``WCS(header).celestial`` is the sky WCS), BUNIT
     ``count``, ``BAND<i>`` names and the provenance record (``HIERARCH XC ...``). Written
     atomically.
     """
@@ -262,8 +263,15 @@ def write_prediction_fits(out_path: str | Path, prediction: np.ndarray, wcs, *,
     from xclusters.provenance import to_fits_header
 
     def hdr(name: str):
-        h = wcs.to_header() if wcs is not None else fits.Header()
+        h = fits.Header()
+        if wcs is not None:
+            h = wcs.celestial.to_header()
+            # same layout as the image stage (xclusters.images): a linear BAND third axis
+            h["WCSAXES"] = 3
+            h["CTYPE3"] = ("BAND", "band index 1..n")
+            h["CRPIX3"], h["CRVAL3"], h["CDELT3"] = 1.0, 1.0, 1.0
         h["BUNIT"] = "count"
+        h["NBANDS"] = len(band_names)
         for i, b in enumerate(band_names, start=1):
             h[f"BAND{i}"] = b
         h["EXTNAME"] = name

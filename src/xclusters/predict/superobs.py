@@ -74,8 +74,10 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
     event_list : bool
         ``input`` is an event list.
     nr_baseline : bool
-        Also write the eROSITA-NR baseline (paper 000 §2.1). For event lists the annulus
-        background is measured on a ``field_pixels`` field binned from the same events.
+        Also write the eROSITA-NR baseline (paper 000 §2.1). The annulus background comes from
+        the image's ``BKGANN1..3`` keywords (measured on the full field by the image stage);
+        for event lists it is measured on a ``field_pixels`` field binned from the same
+        events; otherwise on the image itself (with a warning).
     image_pixels : int
         Side of the binned image for event lists, pixels (``instruments.erosita.image_pixels``;
         paper: 256).
@@ -108,6 +110,14 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
         cube, wcs, header = fitsio.read_band_image(input)
         if wcs is None:
             log.warning("%s: no celestial WCS in the header; the prediction has none", input)
+        keys = [f"BKGANN{i}" for i in range(1, cube.shape[0] + 1)]
+        if nr_baseline and all(k in header for k in keys):
+            # full-field annulus background written by the image stage (xclusters.images)
+            background = np.array([float(header[k]) for k in keys])
+        elif nr_baseline:
+            log.warning("%s: no BKGANN1..%d keywords (full-field annulus background); measuring "
+                        "the annulus on the image itself, which may not reach r = 140-145 px",
+                        input, cube.shape[0])
     exposure = header.get("EXPOSURE")
     if exposure is not None and abs(float(exposure) - EROSITA_EXPOSURE_S) > 0.01 * EROSITA_EXPOSURE_S:
         log.warning("%s: EXPOSURE = %s s, but the model was trained on %g s eROSITA images; "
