@@ -4,7 +4,9 @@ Every per-cluster output and every table is written under a temporary name in th
 directory (``.<name>.tmp-<pid>``), flushed to disk and renamed over the final name with
 :func:`os.replace` (atomic on POSIX within one file system). On an exception the temporary
 file is removed. Leftovers of killed processes are recognised by :func:`is_temporary` and
-removed by :func:`remove_stale_temporaries`.
+removed by :func:`remove_stale_temporaries`. Writers that cannot use :func:`atomic_path` follow
+the same naming: a library that appends an extension (``.<name>.tmp-<pid>.h5``, as pyXSIM does;
+``.<name>.tmp-<pid>.fits``) or a scratch directory whose name ends in ``.tmp-<pid>``.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +29,8 @@ __all__ = [
 
 log = logging.getLogger("xclusters.io")
 
-_TMP_RE = re.compile(r"^\..+\.tmp-\d+$")
+# ``.<name>.tmp-<pid>``, optionally followed by one extension a library appends.
+_TMP_RE = re.compile(r"^\..+\.tmp-\d+(\.[A-Za-z0-9]+)?$")
 
 
 def temporary_name(final_path: str | Path, pid: int | None = None) -> Path:
@@ -36,7 +40,11 @@ def temporary_name(final_path: str | Path, pid: int | None = None) -> Path:
 
 
 def is_temporary(path: str | Path) -> bool:
-    """True when ``path`` is a temporary file left by :func:`atomic_path`."""
+    """True when ``path`` is named like a temporary file or scratch directory of a writer.
+
+    ``.<name>.tmp-<pid>`` (:func:`atomic_path`), ``.<name>.tmp-<pid>.<ext>`` (a library that
+    appends an extension) or a directory ``.<prefix><random>.tmp-<pid>``.
+    """
     return bool(_TMP_RE.match(Path(path).name))
 
 
@@ -114,7 +122,7 @@ def atomic_write_text(final_path: str | Path, text: str, encoding: str = "utf-8"
 
 
 def remove_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Remove temporary files of :func:`atomic_path` left in ``directory`` by killed jobs.
+    """Remove temporary files and scratch directories (:func:`is_temporary`) of killed jobs.
 
     Only call this where no other live process writes (e.g. a cluster's own directory at the
     start of its task). Returns the removed paths.
@@ -124,9 +132,13 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
     if not directory.is_dir():
         return removed
     for p in sorted(directory.iterdir()):
-        if p.is_file() and is_temporary(p):
+        if not is_temporary(p):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-                removed.append(p)
-                log.info("removed stale temporary file %s", p)
+        removed.append(p)
+        log.info("removed stale temporary %s", p)
     return removed

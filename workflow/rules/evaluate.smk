@@ -11,7 +11,7 @@ rule evaluate_superobs:
         f"{RUN}/logs/evaluate_superobs.log",
     params:
         config=RESOLVED,
-        outdir=f"{RUN}/evaluation/superobs",
+        outdir=lambda wildcards, output: str(Path(output[0]).parent),
     threads: 1
     resources:
         mem_mb=get_mem_mb(4000),
@@ -32,7 +32,7 @@ rule evaluate_mass:
         f"{RUN}/logs/evaluate_mass.log",
     params:
         config=RESOLVED,
-        outdir=f"{RUN}/evaluation/mass",
+        outdir=lambda wildcards, output: str(Path(output[0]).parent),
     threads: 2
     resources:
         mem_mb=get_mem_mb(3000),

@@ -14,9 +14,13 @@ from ..provenance import provenance_record
 from ..seeds import int_seed_for, rng_for
 from .schema import CatalogError
 
-__all__ = ["draw_sample", "write_sample", "read_sample", "bin_quotas"]
+__all__ = ["draw_sample", "write_sample", "read_sample", "bin_quotas", "DEFAULT_SKY_DEG"]
 
 log = logging.getLogger("xclusters.catalogs")
+
+#: Pointing (RA, Dec in deg) of clusters whose catalogue gives no sky position (snapshots);
+#: the centre of the SOXS light cone, away from the poles and the RA = 0/360 wrap.
+DEFAULT_SKY_DEG = (180.0, 0.0)
 
 
 def bin_quotas(counts: np.ndarray, n_total: int) -> np.ndarray:
@@ -117,6 +121,17 @@ def draw_sample(table: Table, sample_cfg: Mapping[str, Any], seed: int) -> Table
     else:
         chosen = np.sort(rng.choice(idx, size=n_want, replace=False))
     out = t[chosen]
+    has_sky = "ra" in out.colnames and "dec" in out.colnames
+    nosky = (~(np.isfinite(np.asarray(out["ra"], dtype=float))
+               & np.isfinite(np.asarray(out["dec"], dtype=float))) if has_sky
+             else np.zeros(len(out), dtype=bool))
+    if nosky.any():
+        # snapshot catalogues (yt, tables without ra/dec) have no sky position; the mock
+        # observations need one (WCS, SOXS pointing), and any position serves.
+        out["ra"][nosky], out["dec"][nosky] = DEFAULT_SKY_DEG
+        out.meta["default_sky_deg"] = list(DEFAULT_SKY_DEG)
+        log.info("sample: %d halo(s) without ra/dec are observed at the default pointing "
+                 "(RA, Dec) = %s deg", int(nosky.sum()), DEFAULT_SKY_DEG)
     ids = np.asarray(out["halo_id"])
     cids = [safe_id(i) for i in ids]
     if len(set(cids)) != len(cids):

@@ -195,8 +195,12 @@ def clean_rows(table: Table, origin: str, on_bad_row: str = "drop",
                     reason, _fmt_rows(idx, ids))
         bad |= mask
     out = table[~bad]
+    if n == 0:
+        raise CatalogError(f"{origin}: the catalogue has no rows; give a table with at least "
+                           f"one halo (see {SCHEMA_FILE})")
     if len(out) == 0:
-        raise CatalogError(f"{origin}: no usable rows left after dropping {n} bad row(s)")
+        raise CatalogError(f"{origin}: no usable rows left after dropping {n} bad row(s) (the "
+                           "warnings above give each reason); fix the rows or their units")
     return out
 
 

@@ -54,7 +54,9 @@ def read_user_table(path: str | Path) -> dict:
     try:
         raw = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises many types for malformed files
-        raise CatalogError(f"{path}: cannot be read as {fmt}: {exc}") from exc
+        raise CatalogError(f"{path}: cannot be read as {fmt}: {exc}. Check that the file is "
+                           f"complete (not truncated) and a valid {fmt} table following "
+                           f"{SCHEMA_FILE}") from exc
     origin = str(path)
     check_columns(raw, origin)
     ids = raw["halo_id"]

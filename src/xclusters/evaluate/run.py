@@ -161,6 +161,9 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
     """
     import h5py
 
+    from ..dataset.layout import check_complete
+
+    check_complete(dataset_h5)  # a killed or truncated dataset.h5: name it and the fix
     ev = _eval_cfg(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -415,6 +418,9 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     list of Path
         Files written.
     """
+    from ..dataset.layout import check_complete
+
+    check_complete(dataset_h5)  # a killed or truncated dataset.h5: name it and the fix
     ev = _eval_cfg(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

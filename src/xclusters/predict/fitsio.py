@@ -113,7 +113,7 @@ def read_band_image(path: str | Path, n_bands: int = 3):
             raise InputFileError(
                 f"{p}: expected a {n_bands}-band image, either a cube ({n_bands}, H, W) in one "
                 f"HDU or {n_bands} 2-D HDUs of equal shape (soft, medium, hard); found "
-                f"{', '.join(found)}. For an event list pass event_list=True.")
+                f"{', '.join(found)}. For an event list use --events (event_list=True).")
         _check_units(hdu.header, p, hdu.name)
         header = hdu.header.copy()
     if not np.all(np.isfinite(cube)):
@@ -225,8 +225,8 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
     with hdul:
         if "EVENTS" not in hdul:
             raise InputFileError(f"{p}: no EVENTS extension (HDUs: "
-                                 f"{[h.name for h in hdul]}); is this an image? Then pass "
-                                 "event_list=False")
+                                 f"{[h.name for h in hdul]}); is this an image? Then use --image "
+                                 "(event_list=False)")
         table = hdul["EVENTS"].data
         header = hdul["EVENTS"].header.copy()
         names = [n.upper() for n in table.columns.names]
@@ -241,6 +241,16 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
     px, py = wcs.world_to_pixel_values(ra, dec)
     edges = np.arange(int(image_pixels) + 1) - 0.5
     cube = np.stack([np.histogram2d(py[m], px[m], bins=(edges, edges))[0] for m in masks])
+    inside = ((px >= -0.5) & (px < int(image_pixels) - 0.5) & (py >= -0.5)
+              & (py < int(image_pixels) - 0.5))
+    if ra.size and not inside.any():
+        half = 0.5 * int(image_pixels) * float(pixel_arcsec) / 3600.0
+        raise InputFileError(
+            f"{p}: none of its {ra.size} events falls in the {image_pixels}x{image_pixels} px "
+            f"image centred on (RA, Dec) = ({ra0:.4f}, {dec0:.4f}) deg (half-width "
+            f"{half:.3f} deg); the events span RA {np.nanmin(ra):.4f}..{np.nanmax(ra):.4f}, "
+            f"Dec {np.nanmin(dec):.4f}..{np.nanmax(dec):.4f} deg. Give the cluster centre "
+            "inside the observed field (--ra/--dec, sky_center=...).")
     log.info("%s: binned %d of %d events into %d^2 px of %.2f arcsec", p, int(cube.sum()),
              ra.size, image_pixels, pixel_arcsec)
     return cube.astype(np.float32), wcs, header

@@ -1,0 +1,110 @@
+"""The Snakemake profiles (config/profiles/{local,slurm,pbs}) and ``snakemake --lint``.
+
+Each profile must load (executor plugin present, every key known to this Snakemake) and plan
+the whole test workflow in a dry run, including the ``build_shard`` jobs that appear after the
+``shards`` checkpoint. Dry runs submit nothing, so neither ``sbatch`` nor ``qsub`` is needed:
+the tests hide any real one from PATH to prove it.
+
+Lint policy ("serious" lints fail the test): every lint except "Specify a conda environment or
+container for each rule". That one is a deliberate choice: all rules run the ``xclusters`` CLI
+of one environment (the Makefile's venv or ``envs/xclusters.yaml``), documented in README.md.
+Anything else (hard-coded path prefixes, missing log directives, absolute paths, mixed
+rules/functions, ...) must be fixed in the ``.smk`` files.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = ("local", "slurm", "pbs")
+ALLOWED_LINTS = ("Specify a conda environment or container for each rule.",)
+
+
+def _env_without_batch_tools(tmp_path: Path) -> dict:
+    """Environment whose PATH has the venv first and no sbatch/qsub/squeue/qstat."""
+    bindir = Path(sys.executable).parent
+    keep = [bindir]
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if d and not any((Path(d) / tool).exists()
+                         for tool in ("sbatch", "qsub", "squeue", "qstat")):
+            keep.append(Path(d))
+    return dict(os.environ, PATH=os.pathsep.join(str(d) for d in keep),
+                HOME=str(tmp_path / "home"))
+
+
+def _snakemake(args, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=REPO, env=_env_without_batch_tools(tmp_path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def test_run(tmp_path_factory):
+    """config/test.yaml in a temporary results dir, with sample and shards already made."""
+    tmp = tmp_path_factory.mktemp("profiles")
+    cfg = ["--configfile", "config/test.yaml", "--config", f"results_dir={tmp / 'results'}"]
+    proc = _snakemake(["--cores", "1", "shards", *cfg], tmp)  # target before --config
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    shards = sorted((tmp / "results" / "test" / "shards").glob("shard_*.ecsv"))
+    assert len(shards) == 2, shards  # 4 clusters, shard_size 2
+    return {"tmp": tmp, "cfg": cfg, "n_shards": len(shards)}
+
+
+def _job_counts(text: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    counts = {}
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m:
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profile_dry_run(profile, test_run):
+    proc = _snakemake(["-n", "--profile", f"config/profiles/{profile}", *test_run["cfg"]],
+                      test_run["tmp"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"dry run with profile {profile} failed:\n{out[-6000:]}"
+    assert f"Using profile config/profiles/{profile}" in out
+    counts = _job_counts(out)
+    assert counts.get("build_shard") == test_run["n_shards"], counts
+    for rule in ("dataset", "train_superobs", "train_mass", "evaluate_superobs",
+                 "evaluate_mass", "all"):
+        assert counts.get(rule) == 1, (rule, counts)
+    assert "xclusters build-shard" in out  # printshellcmds is on in every profile
+    if profile == "slurm":
+        # default-resources and set-resources of the profile reach the jobs
+        assert "slurm_partition=compute" in out and "slurm_account=myproject" in out
+        train = out[out.index("rule train_superobs:"):]
+        train = train[:train.index("Shell command")]
+        assert "slurm_partition=gpu" in train and "--gres=gpu:1" in train
+
+
+def test_lint_has_no_serious_problems(tmp_path):
+    proc = _snakemake(["--lint", "--configfile", "config/test.yaml", "--config",
+                       f"results_dir={tmp_path / 'results'}"], tmp_path)
+    out = proc.stdout + proc.stderr
+    print(out)  # shown with pytest -s or on failure
+    assert proc.returncode in (0, 1), out[-4000:]  # 1 = lints found
+    if proc.returncode == 0:
+        return
+    blocks = re.split(r"^(?=Lints for )", out, flags=re.M)
+    serious = []
+    n_blocks = 0
+    for block in blocks:
+        if not block.startswith("Lints for "):
+            continue
+        n_blocks += 1
+        header = block.splitlines()[0]
+        for item in re.findall(r"^    \* (.+?):?$", block, flags=re.M):
+            if item.rstrip(":") not in ALLOWED_LINTS:
+                serious.append(f"{header} {item}")
+    assert n_blocks > 0, f"snakemake --lint failed without printing lints:\n{out[-4000:]}"
+    assert not serious, "serious lints:\n" + "\n".join(serious)
