@@ -158,11 +158,16 @@ def test_same_seed_same_bytes_changed_seed_changes_counts(reference, tmp_path):
 
 # --------------------------------------------------------------------------- resume
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """True while a live (non-zombie) process of process group ``pgid`` exists."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
 
 
 def _plant_leftovers(cdir: Path) -> list[Path]:
