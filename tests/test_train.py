@@ -188,3 +188,18 @@ def test_mass_convergence_rule_stops_and_keeps_that_model(tmp_path, monkeypatch)
                               cfg={"mass": {"max_epochs": 5, "batch_size": 8}}, seed=SEED,
                               workdir=tmp_path / "w", val_arrays=(x, log_m))
     assert summary["stop_reason"] == "converged" and summary["epochs_run"] == 1
+
+
+def test_weights_identical_for_same_seed_and_differ_for_another(tmp_path):
+    """Issue 8: same config and seed give identical weights on CPU; a changed seed changes them."""
+    x, log_m = mass_arrays(16)
+    cfg = {"mass": {"max_epochs": 2, "batch_size": 8}}
+    weights = []
+    for i, seed in enumerate((SEED, SEED, SEED + 1)):
+        out = tmp_path / f"s{i}" / "m.keras"
+        train_mass_fold(ds(x, log_m, 8), ds(x, log_m, 8), out, cfg=cfg, seed=seed,
+                        workdir=tmp_path / f"ws{i}", val_arrays=(x, log_m))
+        model = keras.models.load_model(out, safe_mode=True, compile=False)
+        weights.append([np.asarray(w) for w in model.get_weights()])
+    assert all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
