@@ -77,7 +77,7 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
 
     schema = _load_schema()
     cfg = copy.deepcopy(dict(config))
-    validator = jsonschema.Draft7Validator(schema)
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_format_error(e, source) for e in errors))

@@ -31,6 +31,7 @@ CHANDRA = XC["instruments"]["chandra_acisi"].get("enabled", True)
 wildcard_constraints:
     shard=r"\d{3}",
     fold=r"\d+",
+    split="test|trainval",
 
 
 def get_mem_mb(base_mb):
@@ -40,6 +41,11 @@ def get_mem_mb(base_mb):
         return int(base_mb * attempt)
 
     return _mem
+
+
+def output_dir(wildcards, output):
+    """Params function: the directory of a rule's first output."""
+    return str(Path(output[0]).parent)
 
 
 def shard_manifests(wildcards):
@@ -90,6 +96,7 @@ def evaluation_outputs(kind):
 
 def all_targets():
     targets = [f"{RUN}/evaluation/superobs/{name}" for name, _, _ in SUPEROBS_EVAL]
+    targets.append(f"{RUN}/evaluation/superobs_trainval/superobs_table3.md")
     if CHANDRA:
         targets += [f"{RUN}/evaluation/mass/{name}" for name, _, _ in MASS_EVAL]
     return targets

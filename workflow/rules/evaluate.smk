@@ -11,7 +11,7 @@ rule evaluate_superobs:
         f"{RUN}/logs/evaluate_superobs.log",
     params:
         config=RESOLVED,
-        outdir=lambda wildcards, output: str(Path(output[0]).parent),
+        outdir=output_dir,
     threads: 1
     resources:
         mem_mb=get_mem_mb(4000),
@@ -32,7 +32,7 @@ rule evaluate_mass:
         f"{RUN}/logs/evaluate_mass.log",
     params:
         config=RESOLVED,
-        outdir=lambda wildcards, output: str(Path(output[0]).parent),
+        outdir=output_dir,
     threads: 2
     resources:
         mem_mb=get_mem_mb(3000),
@@ -41,3 +41,29 @@ rule evaluate_mass:
         "xclusters evaluate-mass --config {params.config} --dataset {input.dataset} "
         "--predictions {input.predictions} --models {input.models} --outdir {params.outdir} "
         "--log {log}"
+
+
+rule evaluate_superobs_trainval:
+    input:
+        dataset=f"{RUN}/dataset.h5",
+        predictions=f"{RUN}/predictions/superobs_trainval.h5",
+    output:
+        report(
+            f"{RUN}/evaluation/superobs_trainval/superobs_table3.md",
+            caption="../report/superobs_table3_trainval.rst",
+            category=CATEGORIES["superobs"],
+            subcategory="Tables",
+        ),
+        f"{RUN}/evaluation/superobs_trainval/superobs_table3.ecsv",
+    log:
+        f"{RUN}/logs/evaluate_superobs_trainval.log",
+    params:
+        config=RESOLVED,
+        outdir=output_dir,
+    threads: 1
+    resources:
+        mem_mb=get_mem_mb(4000),
+        runtime=30,
+    shell:
+        "xclusters evaluate-superobs --config {params.config} --dataset {input.dataset} "
+        "--predictions {input.predictions} --outdir {params.outdir} --log {log}"

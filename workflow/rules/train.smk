@@ -48,16 +48,16 @@ rule predict_superobs:
         dataset=f"{RUN}/dataset.h5",
         model=f"{RUN}/models/superobs.keras",
     output:
-        f"{RUN}/predictions/superobs_test.h5",
+        f"{RUN}/predictions/superobs_{{split}}.h5",
     log:
-        f"{RUN}/logs/predict_superobs.log",
+        f"{RUN}/logs/predict_superobs_{{split}}.log",
     threads: 2
     resources:
         mem_mb=get_mem_mb(4000),
         runtime=30,
     shell:
         "xclusters predict-dataset --model {input.model} --dataset {input.dataset} "
-        "--out {output} --log {log}"
+        "--split {wildcards.split} --out {output} --log {log}"
 
 
 rule predict_mass:

@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True)
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--out", required=True)
-    sp.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    sp.add_argument("--split", default="test", choices=["train", "val", "test", "trainval", "all"])
 
     sp = add("predict-mass-dataset", cmd_predict_mass_dataset,
              "predict log M500c for the test fold of every trained mass model")

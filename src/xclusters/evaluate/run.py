@@ -138,6 +138,9 @@ def _grid_choice(log_m: np.ndarray, n: int) -> np.ndarray:
     return order[np.unique(np.linspace(0, len(order) - 1, n).round().astype(int))]
 
 
+_SPLIT_LABEL = {"trainval": "train + validation", "val": "validation", "all": "whole"}
+
+
 def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
                             out_dir: str | Path, *, config: Mapping[str, Any]) -> list[Path]:
     """Evaluate super-observation predictions of the test split (paper 000 §3, §4.1).
@@ -174,6 +177,8 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
                                f"/prediction (N,H,W,3) and /index (N,)).")
         prediction = np.asarray(f["prediction"][()], dtype=np.float32)
         index = np.asarray(f["index"][()], dtype=np.int64).ravel()
+        split_name = f.attrs.get("split", "test")
+        split_name = split_name.decode() if isinstance(split_name, bytes) else str(split_name)
     if prediction.ndim != 4 or prediction.shape[0] != index.size:
         raise ValueError(f"{predictions_h5}: /prediction {prediction.shape} must be (N,H,W,B) "
                          f"with N = len(/index) = {index.size}.")
@@ -213,7 +218,7 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
         write_ecsv(per, out / "superobs_per_image.ecsv"),
         write_ecsv(tables["table3"], out / "superobs_table3.ecsv"),
         write_markdown(table3_display(tables["table3"]), out / "superobs_table3.md",
-                       title="Super-observation evaluation (test split)",
+                       title=f"Super-observation evaluation ({_SPLIT_LABEL.get(split_name, split_name)} split)",
                        note=("Median and 16th/84th percentiles of observation − truth "
                              "(paper 000 Table 3). Total flux in counts/s; background in "
                              "counts on the zero pixels of the Gaussian-smoothed truth "

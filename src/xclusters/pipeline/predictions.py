@@ -29,6 +29,8 @@ def load_keras_model(path: str | Path, kind: str):
 def _rows(meta: Table, split: str) -> np.ndarray:
     if split == "all":
         return np.arange(len(meta))
+    if split == "trainval":
+        return np.flatnonzero(np.isin(np.asarray(meta["split"]).astype(str), ["train", "val"]))
     return np.flatnonzero(np.asarray(meta["split"]).astype(str) == split)
 
 
