@@ -28,7 +28,7 @@ from ..provenance import to_fits_header
 from .bands import BANDS, band_masks
 
 __all__ = ["ANNULUS_INNER_PX", "ANNULUS_WIDTH_PX", "image_wcs", "bin_events",
-           "annulus_background", "make_band_images"]
+           "annulus_background", "annulus_pixel_means", "make_band_images"]
 
 log = logging.getLogger("xclusters.images")
 
@@ -80,26 +80,35 @@ def bin_events(ra: np.ndarray, dec: np.ndarray, masks: list[np.ndarray], wcs: WC
     return cube
 
 
-def annulus_background(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
-                       width_px: float = ANNULUS_WIDTH_PX) -> np.ndarray | None:
+def annulus_pixel_means(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
+                        width_px: float = ANNULUS_WIDTH_PX) -> np.ndarray:
     """Per-band mean of the non-zero pixels with ``inner <= r < inner + width`` (pixels).
 
-    Returns None when the annulus does not fit in the image. A band with no non-zero pixel in
-    the annulus gets 0.
+    The centre is pixel ((H-1)/2, (W-1)/2); pixels of a partly covered annulus count; a band
+    with no non-zero annulus pixel gets 0 (paper 000 sec. 2.1, eROSITA-NR).
     """
-    n = cube.shape[-1]
-    if n / 2.0 < inner_px + width_px:
-        return None
-    c = 0.5 * (n - 1)
-    yy, xx = np.indices(cube.shape[-2:])
-    r = np.hypot(xx - c, yy - c)
+    cube = np.asarray(cube, dtype=np.float64)
+    if cube.ndim != 3:
+        raise ValueError(f"cube shape {cube.shape}: expected (bands, H, W)")
+    h, w = cube.shape[1:]
+    yy = np.arange(h) - (h - 1) / 2.0
+    xx = np.arange(w) - (w - 1) / 2.0
+    r = np.hypot(yy[:, None], xx[None, :])
     ring = (r >= inner_px) & (r < inner_px + width_px)
-    out = []
-    for plane in cube:
+    out = np.zeros(cube.shape[0])
+    for b, plane in enumerate(cube):
         vals = plane[ring]
         vals = vals[vals > 0]
-        out.append(float(vals.mean()) if vals.size else 0.0)
-    return np.array(out)
+        out[b] = vals.mean() if vals.size else 0.0
+    return out
+
+
+def annulus_background(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
+                       width_px: float = ANNULUS_WIDTH_PX) -> np.ndarray | None:
+    """:func:`annulus_pixel_means`, or None when the annulus does not fit in the image."""
+    if min(cube.shape[-2:]) / 2.0 < inner_px + width_px:
+        return None
+    return annulus_pixel_means(cube, inner_px, width_px)
 
 
 def make_band_images(event_file: str | Path, instrument: str, out_fits: str | Path, *,

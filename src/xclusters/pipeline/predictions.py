@@ -54,14 +54,14 @@ def predict_superobs_test_split(model_path: str | Path, dataset: str | Path,
         inputs = h5[SUPEROBS_INPUTS]
         for start in range(0, rows.size, BATCH):
             idx = rows[start:start + BATCH]
-            x = inputs[np.sort(idx)].astype(np.float32)
+            x = inputs[idx].astype(np.float32)  # rows ascending (flatnonzero)
             preds.append(np.asarray(model.predict(x, verbose=0), dtype=np.float32))
     pred = np.concatenate(preds)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as h5:
             h5.create_dataset("prediction", data=pred, compression="gzip", shuffle=True)
-            h5.create_dataset("index", data=np.sort(rows).astype(np.int64))
+            h5.create_dataset("index", data=rows.astype(np.int64))
             h5.attrs["model"] = str(model_path)
             h5.attrs["split"] = split
     log.info("predicted %d super observations (%s split) -> %s", pred.shape[0], split, out)

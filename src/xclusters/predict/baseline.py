@@ -10,14 +10,11 @@ import logging
 
 import numpy as np
 
+from ..images.build import ANNULUS_INNER_PX, ANNULUS_WIDTH_PX, annulus_pixel_means
+
 __all__ = ["ANNULUS_INNER_PX", "ANNULUS_WIDTH_PX", "annulus_background", "nr_baseline"]
 
 log = logging.getLogger("xclusters.predict")
-
-#: Annulus of the eROSITA-NR background, pixels of 9.6 arcsec (paper 000 §2.1).
-ANNULUS_INNER_PX = 140.0
-ANNULUS_WIDTH_PX = 5.0
-
 
 def annulus_background(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
                        width_px: float = ANNULUS_WIDTH_PX) -> np.ndarray:
@@ -33,26 +30,15 @@ def annulus_background(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
     Returns
     -------
     numpy.ndarray
-        ``(bands,)`` counts per pixel; 0 for a band with no non-zero annulus pixels (logged).
+        ``(bands,)`` counts per pixel; 0 for a band with no non-zero annulus pixels, and 0 for
+        every band (logged) when the image does not reach the annulus.
     """
     cube = np.asarray(cube, dtype=np.float64)
-    if cube.ndim != 3:
-        raise ValueError(f"cube shape {cube.shape}: expected (bands, H, W)")
-    h, w = cube.shape[1:]
-    yy = np.arange(h) - (h - 1) / 2.0
-    xx = np.arange(w) - (w - 1) / 2.0
-    r = np.hypot(yy[:, None], xx[None, :])
-    ring = (r >= inner_px) & (r < inner_px + width_px)
-    if not ring.any():
+    if cube.ndim == 3 and np.hypot((cube.shape[1] - 1) / 2, (cube.shape[2] - 1) / 2) < inner_px:
         log.warning("image %dx%d px does not reach the background annulus r = %g-%g px; "
-                    "background set to 0 (bin a larger field)", h, w, inner_px,
+                    "background set to 0 (bin a larger field)", *cube.shape[1:], inner_px,
                     inner_px + width_px)
-    out = np.zeros(cube.shape[0])
-    for b, plane in enumerate(cube):
-        vals = plane[ring]
-        vals = vals[vals != 0]
-        out[b] = vals.mean() if vals.size else 0.0
-    return out
+    return annulus_pixel_means(cube, inner_px, width_px)
 
 
 def nr_baseline(cube: np.ndarray, background: np.ndarray | None = None) -> tuple[np.ndarray,
