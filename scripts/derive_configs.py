@@ -16,6 +16,7 @@ test["run"] = "test"
 test["sample"].update(n_clusters=4, log_m500c_min=14.0, log_m500c_max=15.0, z_min=0.05,
                       z_max=0.3)
 test["sources"]["grid_cells"] = 32
+test["sources"].update(neighbour_grid_cells=16, neighbour_max_number=2)
 test["emission"]["nbins"] = 150
 for k in ("erosita", "ideal", "chandra_acisi"):
     test["instruments"][k]["image_pixels"] = 32
@@ -28,6 +29,7 @@ paper["run"] = "paper"
 paper["sample"].update(n_clusters=1000, log_m500c_min=13.5, log_m500c_max=15.3, z_min=0.01,
                        z_max=0.5)
 paper["sources"]["grid_cells"] = 128
+paper["sources"].update(neighbour_grid_cells=64, neighbour_max_number=20)
 paper["emission"]["nbins"] = 500
 paper["projections"] = ["x", "y", "z"]
 for k in ("erosita", "ideal"):

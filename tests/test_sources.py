@@ -114,12 +114,6 @@ def test_cool_cores_are_denser_and_cooler_in_the_centre(cfg):
     assert np.median(cool[1]) < np.median(cool[0])
 
 
-def test_include_neighbours_not_implemented(cfg):
-    with pytest.raises(NotImplementedError, match="include_neighbours"):
-        build_analytic_source({"halo_id": 1, "m500c": 1e14, "redshift": 0.1},
-                              dict(cfg, include_neighbours=True), seed=1)
-
-
 # ---------------------------------------------------------------- L-M relation
 
 def test_luminosity_mass_relation(cfg):

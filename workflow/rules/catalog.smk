@@ -3,7 +3,8 @@
 
 rule sample:
     output:
-        f"{RUN}/sample.ecsv",
+        sample=f"{RUN}/sample.ecsv",
+        neighbours=f"{RUN}/neighbours.ecsv",
     log:
         f"{RUN}/logs/sample.log",
     params:
@@ -14,7 +15,8 @@ rule sample:
         mem_mb=get_mem_mb(1000),
         runtime=10,
     shell:
-        "xclusters sample --config {params.config} --out {output} --log {log}"
+        "xclusters sample --config {params.config} --out {output.sample} "
+        "--neighbours {output.neighbours} --log {log}"
 
 
 checkpoint shards:

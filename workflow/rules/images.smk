@@ -4,6 +4,7 @@
 rule build_shard:
     input:
         shard=f"{RUN}/shards/shard_{{shard}}.ecsv",
+        neighbours=f"{RUN}/neighbours.ecsv",
     output:
         manifest=f"{RUN}/manifests/shard_{{shard}}.ecsv",
     log:
@@ -19,4 +20,5 @@ rule build_shard:
     shell:
         "xclusters build-shard --config {params.config} --shard {input.shard} "
         "--clusters-dir {params.clusters} --manifest {output.manifest} "
+        "--neighbours {input.neighbours} "
         "--threads {threads} --mem-mb {resources.mem_mb} --log {log}"

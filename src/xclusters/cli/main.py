@@ -45,7 +45,7 @@ def cmd_sample(a) -> int:
     from ..pipeline.sample import build_sample
 
     cfg = _cfg(a.config)
-    build_sample(cfg, a.out)
+    build_sample(cfg, a.out, neighbours_out=a.neighbours)
     return 0
 
 
@@ -62,7 +62,7 @@ def cmd_build_shard(a) -> int:
 
     cfg = _cfg(a.config)
     build_shard(a.shard, cfg, clusters_dir=a.clusters_dir, manifest=a.manifest,
-                threads=a.threads, mem_mb=a.mem_mb)
+                threads=a.threads, mem_mb=a.mem_mb, neighbours=a.neighbours)
     return 0
 
 
@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("sample", cmd_sample, "read the halo catalogue and draw the cluster sample")
     config_arg(sp)
     sp.add_argument("--out", required=True, help="sample table (ECSV)")
+    sp.add_argument("--neighbours", default=None,
+                    help="light-cone neighbours table to write (ECSV; default: "
+                         "neighbours.ecsv beside --out)")
 
     sp = add("shard", cmd_shard, "split the sample into shards of --shard-size clusters")
     sp.add_argument("--sample", required=True)
@@ -241,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shard", required=True, help="shard table (ECSV)")
     sp.add_argument("--clusters-dir", required=True, help="per-cluster output directory")
     sp.add_argument("--manifest", required=True, help="manifest table to write (ECSV)")
+    sp.add_argument("--neighbours", default=None,
+                    help="neighbours.ecsv of the sample step (light-cone neighbours added to "
+                         "each observation); omit for none")
     sp.add_argument("--threads", type=int, default=1, help="cores of this job (Dask workers)")
     sp.add_argument("--mem-mb", type=int, default=4000, help="memory of this job (MB)")
 

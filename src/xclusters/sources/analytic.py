@@ -120,10 +120,6 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         m500c_msun, r500c_kpc, cluster_id and the drawn physical parameters).
     """
     cfg = sources_cfg
-    if cfg.get("include_neighbours", False):
-        raise NotImplementedError(
-            "sources.include_neighbours: true is not implemented for analytic sources; set it "
-            "to false (neighbouring halos are only present in simulation cutouts)")
     halo_id = int(row["halo_id"])
     m500 = float(row["m500c"])
     z = float(row["redshift"])
