@@ -253,3 +253,33 @@ def test_killed_shard_resumes_without_rewriting_finished_clusters(reference, tmp
     # 3. the interrupted-and-resumed build equals the uninterrupted one, byte for byte
     ref_files = [p for p in reference["files"] if p.parent.name in ids]
     _assert_same_bytes(ref_files, _images(ref_cfg, clusters, ids))
+
+
+def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
+    """Killed after the last image but before the clean-up: the rerun removes the leftovers
+    (events, SIMPUT directories, photon lists, neighbour lists) and touches no image."""
+    from xclusters.pipeline.cluster import build_cluster, image_path
+
+    cfg = _config(tmp_path / "results")
+    clusters = tmp_path / "clusters"
+    cid = "h00000042"
+    row = {"cluster_id": cid, "halo_id": 42, "m500c": 1e14, "r500c": 700.0, "redshift": 0.1,
+           "ra": 180.0, "dec": 0.0, "seed": 1}
+    finals = [image_path(clusters, cid, inst, ax) for ax in cfg["projections"]
+              for inst in enabled_instruments(cfg)]
+    for p in finals:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"image")
+    cdir = clusters / cid
+    leftovers = [cdir / "photons.h5", cdir / "events_erosita_x.fits",
+                 cdir / "neighbours" / "nb_h00000007_photons.h5",
+                 cdir / "simput_x" / "cluster_simput.fits"]
+    for p in leftovers:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"left")
+    res = build_cluster(row, cfg, str(clusters))
+    assert res["skipped"]
+    assert not any(p.exists() for p in leftovers)
+    assert not (cdir / "neighbours").exists() and not (cdir / "simput_x").exists()
+    assert all(p.read_bytes() == b"image" for p in finals)
+    assert (cdir / "source.h5").exists() is False  # nothing rebuilt

@@ -43,7 +43,16 @@ def test_images_have_counts_and_wcs(run_dir):
     run, _ = run_dir
     sample = Table.read(run / "sample.ecsv", format="ascii.ecsv")
     assert len(sample) == 4
+    neighbours = Table.read(run / "neighbours.ecsv", format="ascii.ecsv")
+    assert len(neighbours) > 0, "config/test.yaml includes light-cone neighbours"
     for cid in sample["cluster_id"]:
+        n_nb = int(np.sum(neighbours["cluster_id"] == cid))
+        assert n_nb <= 2  # neighbour_max_number of config/test.yaml
+        for path in (run / "clusters" / cid).glob("image_*.fits"):
+            assert fits.getheader(path)["HIERARCH XC N_NEIGHBOURS"] == n_nb, path
+        # intermediates are cleaned once the images exist
+        assert not (run / "clusters" / cid / "neighbours").exists()
+        assert not (run / "clusters" / cid / "photons.h5").exists()
         for inst, nb in (("erosita", 3), ("ideal", 3), ("chandra_acisi", 1)):
             path = run / "clusters" / cid / f"image_{inst}_z.fits"
             with fits.open(path) as hdul:
