@@ -83,11 +83,22 @@ def test_cap_keeps_most_massive():
     assert len(_find(_catalog(), max_per_cluster=0)) == 0
 
 
-def test_no_sky_positions_is_an_error_naming_the_fix():
+def test_no_sky_positions(repo_root, caplog):
     cat = _catalog()
     cat["ra"] = np.nan
     with pytest.raises(CatalogError, match="include_neighbours: false"):
         _find(cat)
+    # the run goes on without neighbours (snapshot tables get the default pointing) and says so
+    cfg = load_config(repo_root / "config" / "config.yaml")
+    assert len(neighbours_for_sample(cat, _sample(cat), cfg)) == 0
+    assert "no sky positions" in caplog.text and "include_neighbours: false" in caplog.text
+
+
+def test_cluster_without_sky_position_gets_no_neighbours():
+    """A sample row at the default pointing must not collect the halos around that pointing."""
+    cat = _catalog()
+    cat["ra"][0] = np.nan                         # the cluster itself has no catalogue position
+    assert len(_find(cat)) == 0
 
 
 def test_table_roundtrip_and_rows(tmp_path):

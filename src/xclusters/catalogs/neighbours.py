@@ -148,17 +148,27 @@ def find_neighbours(catalog: Table, sample: Table, *, field_radius_arcmin: float
     c_dc = cosmology.comoving_distance(cz).to_value(u.Mpc)
     theta500 = c_r500 / cosmology.kpc_proper_per_arcmin(cz).to_value(u.kpc / u.arcmin)
     reach = float(field_radius_arcmin) + 0.5 * float(box_r500c) * theta500  # arcmin
+    # The clusters' own catalogue positions: a sample row without one carries the default
+    # pointing (catalogs.sample.DEFAULT_SKY_DEG), which says nothing about its neighbours.
+    row_of = {int(h): i for i, h in enumerate(np.asarray(catalog["halo_id"]))}
+    s_idx = np.array([row_of.get(int(h), -1) for h in np.asarray(sample["halo_id"])])
+    placed = s_idx >= 0
+    placed[placed] = has_sky[s_idx[placed]]
+    if not placed.all():
+        log.info("neighbours: %d sample cluster(s) without a catalogue sky position get none",
+                 int((~placed).sum()))
+    s_ra = np.where(placed, ra[np.maximum(s_idx, 0)], 0.0)
+    s_dec = np.where(placed, dec[np.maximum(s_idx, 0)], 0.0)
     s_dc = cosmology.comoving_distance(np.asarray(sample["redshift"], dtype=float)
                                        ).to_value(u.Mpc)
-    s_coord = SkyCoord(np.asarray(sample["ra"], dtype=float) * u.deg,
-                       np.asarray(sample["dec"], dtype=float) * u.deg)
+    s_coord = SkyCoord(s_ra * u.deg, s_dec * u.deg)
     c_coord = SkyCoord(ra[cand] * u.deg, dec[cand] * u.deg)
     i_s, i_c, sep, _ = c_coord.search_around_sky(s_coord, float(reach.max()) * u.arcmin)
     sep_arcmin = sep.to_value(u.arcmin)
     dlos = c_dc[i_c] - s_dc[i_s]
     c_ids = np.asarray(catalog["halo_id"])[cand]
     s_ids = np.asarray(sample["halo_id"])
-    keep = ((c_ids[i_c] != s_ids[i_s]) & (np.abs(dlos) <= float(los_depth_mpc))
+    keep = (placed[i_s] & (c_ids[i_c] != s_ids[i_s]) & (np.abs(dlos) <= float(los_depth_mpc))
             & (sep_arcmin <= reach[i_c]))
     i_s, i_c, sep_arcmin, dlos = i_s[keep], i_c[keep], sep_arcmin[keep], dlos[keep]
     rows = []
@@ -205,7 +215,8 @@ def neighbours_for_sample(catalog: Table, sample: Table, config: Mapping[str, An
     """:func:`find_neighbours` with the settings of a run config (empty when disabled).
 
     Neighbours are added to analytic sources only: a simulation cutout already holds the gas
-    of the halos inside it.
+    of the halos inside it. A catalogue without sky positions (a snapshot table) gets none, with
+    a warning.
     """
     src = config["sources"]
     if not src.get("include_neighbours", False):
@@ -214,6 +225,12 @@ def neighbours_for_sample(catalog: Table, sample: Table, config: Mapping[str, An
         log.info("neighbours: sources.kind = %s; a cutout holds its neighbours' gas itself, so "
                  "no light-cone neighbours are added", src.get("kind"))
         return _empty_table({"neighbours": f"not added for sources.kind = {src.get('kind')}"})
+    if not np.any(np.isfinite(np.asarray(catalog["ra"], dtype=float))
+                  & np.isfinite(np.asarray(catalog["dec"], dtype=float))):
+        log.warning("neighbours: the halo catalogue has no sky positions (ra, dec), so no "
+                    "light-cone neighbours are added; add ra/dec to the catalogue to include "
+                    "them, or set sources.include_neighbours: false to silence this warning")
+        return _empty_table({"neighbours": "none: the catalogue has no ra/dec"})
     return find_neighbours(
         catalog, sample,
         field_radius_arcmin=field_radius_arcmin(config["instruments"]),
