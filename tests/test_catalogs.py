@@ -9,12 +9,15 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from astropy.cosmology import FlatLambdaCDM
 from astropy.table import Table
 
 from xclusters.catalogs import (COLUMNS, CatalogError, bin_quotas, draw_sample, load_catalog,
                                 read_sample, write_sample)
 from xclusters.catalogs.schema import schema_file
 from xclusters.paths import safe_id
+
+from _xc_sim_halo_files import GADGET_UNIT_MASS_G, write_gadget_fof, write_rockstar
 
 SAMPLE_CFG = dict(n_clusters=20, log_m500c_min=13.7, log_m500c_max=15.0, z_min=0.03,
                   z_max=0.5, uniform_in_logm_z=True, n_mass_bins=5, n_z_bins=4)
@@ -222,6 +225,90 @@ def test_yt_halo_catalog(tmp_path):
     # positions in comoving kpc/h inside the 50 Mpc/h box
     assert 0 <= out["x_c"].min() and out["x_c"].max() <= 50000.0
     assert "m500c" in out["source"][0] and np.all(out["redshift"] == 0.0)
+
+
+@pytest.mark.parametrize("with_units", [True, False])
+def test_gadget_fof_subfind_catalog(tmp_path, caplog, with_units):
+    # Arepo/TNG-style Subfind catalogue: masses 1e10 Msun/h, lengths ckpc/h (code units in
+    # the Parameters group) or, without them, cMpc/h as yt's gadget_fof frontend assumes
+    path = tmp_path / "fof_subhalo_tab_000.0.hdf5"
+    truth = write_gadget_fof(path, with_units=with_units)
+    h, z = truth.hubble, truth.redshift
+    to_ckpc_h = 1.0 if with_units else 1000.0
+    # code mass unit [Msun/h]: UnitMass_in_g of the file (1.989e43 g, 0.03 % above 1e10 Msun)
+    # or yt's default 1e10 Msun/h
+    mass_unit = GADGET_UNIT_MASS_G / u.Msun.to(u.g) if with_units else 1e10
+    with caplog.at_level(logging.WARNING, logger="xclusters.catalogs"):
+        out = load_catalog({"source": "yt", "path": str(path), "on_bad_row": "error"})
+    assert ("yt assumes comoving Mpc/h" in caplog.text) is (not with_units)
+    assert len(out) == 5 and list(out["halo_id"]) == list(truth.ids)  # group numbers
+    np.testing.assert_allclose(out["redshift"], z, rtol=1e-12)
+    # Group_M_Crit500 [code mass = ~1e10 Msun/h] -> Msun
+    np.testing.assert_allclose(out["m500c"], truth.m500c_code * mass_unit / h, rtol=1e-5)
+    assert 13.6 < np.log10(out["m500c"]).min() and np.log10(out["m500c"]).max() < 15.2
+    # Group_R_Crit500 is comoving [ckpc/h]: physical kpc = R / h / (1 + z)
+    np.testing.assert_allclose(out["r500c"], truth.r500c_code * to_ckpc_h / h / (1 + z),
+                               rtol=1e-6)
+    assert 400 < out["r500c"].min() and out["r500c"].max() < 1500
+    # GroupPos [code length] -> comoving kpc/h (Group, not Subhalo, positions)
+    for k, c in enumerate(("x_c", "y_c", "z_c")):
+        np.testing.assert_allclose(out[c], truth.pos_code[:, k] * to_ckpc_h, rtol=1e-6)
+    assert out["x_c"].max() < 75000.0
+    assert "Group_M_Crit500" in out["source"][0] and "Group_R_Crit500" in out["source"][0]
+    assert ("from the file" in out["source"][0]) is with_units
+    assert out.meta["box_right_kpccm_h"] == pytest.approx([75000.0] * 3, rel=1e-6)
+
+
+def test_gadget_fof_mass_field_and_bad_field(tmp_path):
+    path = tmp_path / "fof_subhalo_tab_000.0.hdf5"
+    truth = write_gadget_fof(path)
+    out = load_catalog({"source": "yt", "path": str(path), "mass_field": "Group_M_Crit200"})
+    mass_unit = GADGET_UNIT_MASS_G / u.Msun.to(u.g)
+    np.testing.assert_allclose(out["m500c"], 1.4 * truth.m500c_code * mass_unit / truth.hubble,
+                               rtol=1e-5)
+    with pytest.raises(CatalogError, match=r"catalog.mass_field 'M_bogus'.*Group_M_Crit500"):
+        load_catalog({"source": "yt", "path": str(path), "mass_field": "M_bogus"})
+
+
+def test_gadget4_subfind_names_give_catalog_error(tmp_path):
+    # Gadget-4 calls the subhalo counts Nsubhalos_*; yt 4's gadget_fof frontend cannot read it
+    path = tmp_path / "fof_subhalo_tab_000.0.hdf5"
+    write_gadget_fof(path)
+    with h5py.File(path, "r+") as f:
+        for k in ("ThisFile", "Total"):
+            f["Header"].attrs[f"Nsubhalos_{k}"] = f["Header"].attrs[f"Nsubgroups_{k}"]
+            del f["Header"].attrs[f"Nsubgroups_{k}"]
+    with pytest.raises(CatalogError, match=r"yt cannot load.*Nsubhalos_"):
+        load_catalog({"source": "yt", "path": str(path)})
+
+
+def test_rockstar_catalog_alt_mass(tmp_path):
+    path = tmp_path / "halos_0.0.bin"
+    truth = write_rockstar(path)
+    h, z = truth.hubble, truth.redshift
+    out = load_catalog({"source": "yt", "path": str(path), "mass_field": "alt_m3",
+                        "on_bad_row": "error"})
+    assert list(out["halo_id"]) == list(truth.ids)
+    np.testing.assert_allclose(out["redshift"], z, rtol=1e-6)  # from the float32 scale factor
+    np.testing.assert_allclose(out["m500c"], truth.m500c_code / h, rtol=1e-6)  # Msun/h -> Msun
+    for k, c in enumerate(("x_c", "y_c", "z_c")):                # cMpc/h -> ckpc/h
+        np.testing.assert_allclose(out[c], truth.pos_code[:, k] * 1000.0, rtol=1e-6)
+    # no R500c field: R500c from M500c = 500 rho_c(z) 4 pi R^3 / 3 (physical)
+    rho_c = FlatLambdaCDM(H0=100 * h, Om0=0.3).critical_density(z)
+    m = np.asarray(out["m500c"]) * u.Msun
+    r_expected = ((3 * m / (4 * np.pi * 500 * rho_c)) ** (1 / 3)).to_value(u.kpc)
+    np.testing.assert_allclose(out["r500c"], r_expected, rtol=1e-5)
+    assert "alt_m3" in out["source"][0] and "FlatLambdaCDM" in out["source"][0]
+
+
+def test_rockstar_without_mass_field_names_alt_masses(tmp_path):
+    path = tmp_path / "halos_0.0.bin"
+    write_rockstar(path)
+    with pytest.raises(CatalogError) as err:
+        load_catalog({"source": "yt", "path": str(path)})
+    msg = str(err.value)
+    assert "no M500c field" in msg and "catalog.mass_field" in msg
+    assert "alt_m3 = M500c" in msg and "particle_mass" in msg and str(path) in msg
 
 
 # ---------------------------------------------------------------- sampling
