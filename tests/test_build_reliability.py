@@ -277,9 +277,31 @@ def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
     for p in leftovers:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"left")
+    from astropy.table import Table
+
+    from xclusters.pipeline.shard import clean_finished_clusters
+
+    def make_leftovers():
+        for p in leftovers:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"left")
+
+    # the shard step (which skips finished clusters) cleans them before building
+    shard = tmp_path / "shard_000.ecsv"
+    Table(rows=[row]).write(shard, format="ascii.ecsv")
+    assert clean_finished_clusters(shard, cfg, clusters) == 1
+    assert not any(p.exists() for p in leftovers)
+    assert not (cdir / "neighbours").exists() and not (cdir / "simput_x").exists()
+    assert clean_finished_clusters(shard, cfg, clusters) == 0
+    # and so does build_cluster itself when called on a finished cluster
+    make_leftovers()
     res = build_cluster(row, cfg, str(clusters))
     assert res["skipped"]
     assert not any(p.exists() for p in leftovers)
-    assert not (cdir / "neighbours").exists() and not (cdir / "simput_x").exists()
     assert all(p.read_bytes() == b"image" for p in finals)
-    assert (cdir / "source.h5").exists() is False  # nothing rebuilt
+    assert not (cdir / "source.h5").exists()  # nothing rebuilt
+    # photons.keep: the photon lists stay
+    make_leftovers()
+    keep = dict(cfg, photons=dict(cfg["photons"], keep=True))
+    clean_finished_clusters(shard, keep, clusters)
+    assert (cdir / "photons.h5").exists() and not (cdir / "events_erosita_x.fits").exists()

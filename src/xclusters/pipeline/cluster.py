@@ -23,7 +23,7 @@ from ..seeds import int_seed_for
 log = logging.getLogger("xclusters.pipeline")
 
 __all__ = ["build_cluster", "enabled_instruments", "peak_areas_cm2", "image_path",
-           "neighbour_photon_lists"]
+           "neighbour_photon_lists", "intermediates", "remove_paths"]
 
 
 def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
@@ -70,7 +70,7 @@ def _emission_provenance(photon_file: Path) -> dict[str, str]:
     return out
 
 
-def _intermediates(cdir: Path, keep_photons: bool) -> list[Path]:
+def intermediates(cdir: Path, keep_photons: bool) -> list[Path]:
     """Files and directories a finished cluster no longer needs (left by a killed job).
 
     Temporary files of interrupted writers are removed by the shard runner
@@ -82,7 +82,8 @@ def _intermediates(cdir: Path, keep_photons: bool) -> list[Path]:
     return [p for p in paths if p.exists()]
 
 
-def _remove(paths: Sequence[Path]) -> None:
+def remove_paths(paths: Sequence[Path]) -> None:
+    """Delete files and directory trees (missing ones are fine)."""
     for p in paths:
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
@@ -199,11 +200,11 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     finals = [image_path(outdir, cid, inst, ax) for ax in axes for inst in instruments]
     keep_photons = bool(config["photons"].get("keep", False))
     if all(p.is_file() for p in finals):
-        leftovers = _intermediates(cdir, keep_photons)
+        leftovers = intermediates(cdir, keep_photons)
         if leftovers:  # a job killed after the last image, before its clean-up
             log.info("cluster %s: removing %d intermediate file(s) left by an interrupted job",
                      cid, len(leftovers))
-            _remove(leftovers)
+            remove_paths(leftovers)
         return {"cluster_id": cid, "outputs": [str(p) for p in finals], "skipped": True}
 
     with stage_context("sources", cid):

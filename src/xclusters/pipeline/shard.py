@@ -6,11 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from .cluster import build_cluster, enabled_instruments, image_path
+from .cluster import (build_cluster, enabled_instruments, image_path, intermediates,
+                      remove_paths)
 
 log = logging.getLogger("xclusters.pipeline")
 
-__all__ = ["build_shard", "expected_images"]
+__all__ = ["build_shard", "expected_images", "clean_finished_clusters"]
 
 
 def expected_images(config: Mapping[str, Any], row: Mapping[str, Any], clusters_dir: Path
@@ -25,6 +26,30 @@ def _register_in_worker(config: dict) -> None:
     from ..instruments import default_response_dir, register_instruments
 
     register_instruments(config, default_response_dir(config))
+
+
+def clean_finished_clusters(shard: str | Path, config: Mapping[str, Any],
+                            clusters_dir: str | Path) -> int:
+    """Remove the intermediates of the shard's finished clusters (a killed job's leftovers).
+
+    A job killed after a cluster's last image but before its clean-up leaves photon lists,
+    events and SIMPUT files; the rerun skips the cluster (its images exist), so they are
+    removed here. Returns the number of clusters cleaned.
+    """
+    from astropy.table import Table
+
+    keep = bool(config["photons"].get("keep", False))
+    cleaned = 0
+    for row in Table.read(shard, format="ascii.ecsv"):
+        if not all(p.is_file() for p in expected_images(config, row, Path(clusters_dir))):
+            continue
+        leftovers = intermediates(Path(clusters_dir) / str(row["cluster_id"]), keep)
+        if leftovers:
+            log.info("cluster %s: removing %d intermediate file(s) left by an interrupted job",
+                     row["cluster_id"], len(leftovers))
+            remove_paths(leftovers)
+            cleaned += 1
+    return cleaned
 
 
 def build_shard(shard: str | Path, config: Mapping[str, Any], *, clusters_dir: str | Path,
@@ -42,6 +67,7 @@ def build_shard(shard: str | Path, config: Mapping[str, Any], *, clusters_dir: s
     from ..parallel.shards import run_shard
 
     config = dict(config)
+    clean_finished_clusters(shard, config, clusters_dir)
     # Generate the response files once, before workers start, so they never race on them.
     register_instruments(config, default_response_dir(config))
     Path(manifest).parent.mkdir(parents=True, exist_ok=True)
