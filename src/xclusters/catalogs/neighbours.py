@@ -185,7 +185,6 @@ def find_neighbours(catalog: Table, sample: Table, *, field_radius_arcmin: float
         return _empty_table(meta)
     rows.sort(key=lambda r: (r[0], r[1]))
     pick = np.array([r[2] for r in rows])
-    t = _empty_table(meta)
     cols = {
         "cluster_id": np.array([r[0] for r in rows], dtype=str),
         "halo_id": c_ids[i_c[pick]].astype(np.int64),
@@ -197,7 +196,7 @@ def find_neighbours(catalog: Table, sample: Table, *, field_radius_arcmin: float
         "separation_arcmin": sep_arcmin[pick],
         "los_offset_mpc": dlos[pick],
     }
-    out = Table(meta=t.meta)
+    out = Table(meta=meta)
     for name, unit in NEIGHBOUR_COLUMNS.items():
         out[name] = cols[name]
         if unit is not None:
