@@ -233,3 +233,138 @@ def test_address_backend_and_worker_setup(tmp_path):
 
 def _touch_setup_marker(directory: str) -> None:
     Path(directory, f"setup_{os.getpid()}").write_text("ok")
+
+
+# --------------------------------------------------------------------------- cost order
+
+
+def test_submission_order_expensive_first_stable_unknown_last():
+    from xclusters.parallel import submission_order
+
+    assert submission_order([1.0, 5.0, None, 5.0, 3.0, float("nan")]) == [1, 3, 4, 0, 2, 5]
+    assert submission_order([]) == []
+    assert submission_order([None, None]) == [0, 1]
+
+
+def test_expected_cost_follows_flux():
+    from xclusters.parallel import expected_cost
+    from xclusters.parallel.cost import luminosity_distance_mpc
+
+    # flat LCDM H0=70, Om=0.3: D_L(z=0.1) = 460.1 Mpc, D_L(z=1) = 6607 Mpc
+    assert luminosity_distance_mpc(0.1) == pytest.approx(460.1, rel=2e-3)
+    assert luminosity_distance_mpc(1.0) == pytest.approx(6607, rel=2e-3)
+    near = expected_cost({"m500c": 2e14, "redshift": 0.05})
+    far = expected_cost({"m500c": 2e14, "redshift": 0.3})
+    heavy_far = expected_cost({"m500c": 8e14, "redshift": 0.3})
+    assert near > far and heavy_far > far
+    for bad in ({}, {"m500c": None, "redshift": 0.1}, {"m500c": -1.0, "redshift": 0.1},
+                {"m500c": 1e14, "redshift": 0.0}, {"m500c": "x", "redshift": 0.1}):
+        assert expected_cost(bad) is None
+
+
+def test_map_clusters_costs_validated():
+    with pytest.raises(ValueError, match="2 costs for 3 items"):
+        map_clusters(_square_or_fail, [{"cluster_id": f"x{i}"} for i in (0, 1, 3)],
+                     costs=[1.0, 2.0])
+
+
+def _record_start(item):
+    with open(item["log"], "a") as fh:
+        fh.write(f"{item['cluster_id']}\n")
+    return item["cluster_id"]
+
+
+def test_dask_runs_most_expensive_first_results_in_item_order(tmp_path):
+    """One worker: clusters run in decreasing cost (unknown last); results keep item order."""
+    log_file = tmp_path / "order.log"
+    items = [{"cluster_id": f"x{i}", "log": str(log_file)} for i in range(6)]
+    costs = [1.0, 9.0, None, 4.0, 9.0, 2.0]
+    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as client:
+        res, fails = map_clusters(_record_start, items, client=client, costs=costs)
+    assert res == [f"x{i}" for i in range(6)] and not fails
+    assert log_file.read_text().split() == ["x1", "x4", "x3", "x5", "x0", "x2"]
+
+
+def test_run_shard_default_cost_order_keeps_manifest_order(tmp_path):
+    """run_shard submits by expected photon count (nearest, heaviest first) on Dask; the
+    manifest stays in shard order and every cluster logs its timing."""
+    import logging
+
+    sample = _sample(4)
+    sample["redshift"] = [0.3, 0.05, 0.2, 0.1]  # flux order: c001, c003, c002, c000
+    sample["m500c"] = [2e14] * 4
+    (sp,) = split_shards(sample, 4, tmp_path / "shards")
+    config = _config("local", 1)
+    records = []
+
+    class Grab(logging.Handler):
+        def emit(self, record):
+            if getattr(record, "xc_timing", None):
+                records.append(record.xc_timing)
+
+    plog = logging.getLogger("xclusters.parallel")
+    handler, level = Grab(level=logging.DEBUG), plog.level
+    plog.addHandler(handler)
+    plog.setLevel(logging.DEBUG)
+    try:
+        with client_session(config["parallel"], threads=1, mem_mb=1000) as client:
+            manifest = read_manifest(run_shard(sp, standin_build, config=config,
+                                               clusters_dir=tmp_path / "clusters",
+                                               client=client,
+                                               expected_outputs=standin_expected))
+    finally:
+        plog.removeHandler(handler)
+        plog.setLevel(level)
+    assert list(manifest["cluster_id"]) == ["c000", "c001", "c002", "c003"]
+    assert list(manifest["status"]) == ["ok"] * 4
+    by_start = [t["cluster_id"] for t in sorted(records, key=lambda t: t["start"])]
+    assert by_start == ["c001", "c003", "c002", "c000"]
+    assert all(t["end"] >= t["start"] and t["cpu_s"] >= 0 for t in records)
+
+
+def test_timing_summary_span_tail_utilisation():
+    from xclusters.parallel import timing_summary
+
+    timings = [{"start": 0.0, "end": 10.0, "cpu_s": 9.0, "worker": "a"},
+               {"start": 10.0, "end": 14.0, "cpu_s": 4.0, "worker": "a"},
+               {"start": 1.0, "end": 8.0, "cpu_s": 7.0, "worker": "b"}]
+    s = timing_summary(timings)
+    assert s["n"] == 3 and s["n_workers"] == 2
+    assert s["span_s"] == 14.0 and s["busy_s"] == 21.0 and s["cpu_s"] == 20.0
+    assert s["tail_s"] == 6.0  # worker b ran out at 8, the shard ended at 14
+    assert s["utilisation"] == pytest.approx(21.0 / 28.0)
+    assert timing_summary([]) == {}
+
+
+def test_local_dask_config_keeps_user_settings():
+    import dask
+
+    from xclusters.parallel.client import local_dask_config
+
+    cfg = local_dask_config()
+    assert cfg["distributed.scheduler.worker-saturation"] == 1.0
+    with dask.config.set({"distributed.scheduler.worker-saturation": 2.0}):
+        assert "distributed.scheduler.worker-saturation" not in local_dask_config()
+
+
+def _worker_env():
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_keep_glibc_dynamic_mmap_threshold(monkeypatch):
+    """Dask's nanny would set MALLOC_TRIM_THRESHOLD_=65536 in each worker (and leave it in
+    this process's environment): it turns every large NumPy temporary into fresh page faults.
+    Local workers start without it, even after an earlier nanny leaked it here; the user's own
+    value is kept."""
+    import xclusters.parallel.client as client_mod
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as left by an earlier nanny
+    monkeypatch.setattr(client_mod, "_USER_MALLOC_TRIM", None)
+    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as c:
+        envs = list(c.run(_worker_env).values())
+    assert envs == [None]
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    monkeypatch.setattr(client_mod, "_USER_MALLOC_TRIM", "131072")  # the user's setting
+    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as c:
+        envs = list(c.run(_worker_env).values())
+    assert envs == ["131072"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["make_cluster", "make_client", "client_session", "local_worker_layout",
@@ -69,6 +70,63 @@ def local_worker_layout(parallel_cfg: Mapping[str, Any], *, threads: int,
             "memory_limit_mb": int(mem_per)}
 
 
+#: Dask settings of the ``local`` backend, for a few long single-threaded tasks (one cluster
+#: build is seconds to minutes) on a machine with no core to spare:
+#:
+#: * ``worker-saturation: 1.0``: a worker holds only the task it runs (Dask's default 1.1
+#:   rounds up to two per single-thread worker), so each free worker takes the next task in
+#:   priority order (most expensive first, :func:`xclusters.parallel.map_clusters`) and no
+#:   task waits behind a long one while another worker is idle;
+#: * ``profile.enabled: false``: no statistical profiler thread sampling each worker's stack
+#:   every 10 ms (nobody reads it: the dashboard is off);
+#: * no ``MALLOC_TRIM_THRESHOLD_`` in the workers' environment. Dask's nanny sets it to 65536
+#:   so that freed memory goes back to the OS; setting it switches off glibc's dynamic mmap
+#:   threshold, so every NumPy array above 128 kB is a fresh ``mmap`` whose pages fault in
+#:   (zeroed) on first touch and go back on ``free``. The cluster builds allocate such
+#:   temporaries all the time: with it a worker spent more CPU per cluster than the same build
+#:   in a plain process, and more again with two workers faulting at once (README,
+#:   Benchmarks). Each worker builds one cluster at a time and exits with its shard, so
+#:   glibc's default (keep freed memory for reuse) costs little memory.
+_LOCAL_DASK_CONFIG = {
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
+
+#: The variable's value when this module was imported: the user's own setting, which is kept.
+#: A later value can only come from a Dask nanny of this process (it writes its pre-spawn
+#: environment into ``os.environ``, which every later worker process would inherit).
+_USER_MALLOC_TRIM = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def local_dask_config() -> dict[str, Any]:
+    """Dask config of LocalClusters made here; settings the user changed from Dask's
+    defaults (``~/.config/dask``, ``DASK_*`` variables) are kept."""
+    import dask
+    import distributed  # noqa: F401 - registers distributed's defaults
+
+    defaults = dask.config.merge(*dask.config.defaults)  # the packages' own defaults
+    out = {}
+    for key, value in _LOCAL_DASK_CONFIG.items():
+        if dask.config.get(key, None) == dask.config.get(key, None, config=defaults):
+            out[key] = value
+    return out
+
+
+@contextlib.contextmanager
+def _local_worker_environment(config: Mapping[str, Any]) -> Iterator[None]:
+    """Apply :func:`local_dask_config` while workers spawn; drop a ``MALLOC_TRIM_THRESHOLD_``
+    that an earlier nanny of this process left in ``os.environ`` (not the user's own)."""
+    import dask
+
+    key = "MALLOC_TRIM_THRESHOLD_"
+    if ("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_" in config
+            and _USER_MALLOC_TRIM is None):
+        os.environ.pop(key, None)
+    with dask.config.set(config):
+        yield
+
+
 def _check_backend(parallel_cfg: Mapping[str, Any]) -> str:
     backend = str(parallel_cfg.get("backend", "local")).lower()
     if backend not in _BACKENDS:
@@ -91,10 +149,13 @@ def make_cluster(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float
         lay = local_worker_layout(parallel_cfg, threads=threads, mem_mb=mem_mb)
         log.info("LocalCluster: %d workers x %d threads, %d MB each", lay["n_workers"],
                  lay["threads_per_worker"], lay["memory_limit_mb"])
-        return LocalCluster(n_workers=lay["n_workers"],
-                            threads_per_worker=lay["threads_per_worker"],
-                            memory_limit=f"{lay['memory_limit_mb']}MB", processes=True,
-                            dashboard_address=None, silence_logs=logging.ERROR)
+        # The scheduler and the nannies read these at creation; nannies pass them on to
+        # their worker processes.
+        with _local_worker_environment(local_dask_config()):
+            return LocalCluster(n_workers=lay["n_workers"],
+                                threads_per_worker=lay["threads_per_worker"],
+                                memory_limit=f"{lay['memory_limit_mb']}MB", processes=True,
+                                dashboard_address=None, silence_logs=logging.ERROR)
     import dask_jobqueue
 
     kwargs = dict(parallel_cfg.get("jobqueue") or {})

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,11 +24,13 @@ import numpy as np
 from astropy.table import Table
 
 from ..io import atomic_path, remove_stale_temporaries
+from .cost import costs_for, expected_cost
 from .errors import StageError
 from .mapping import map_clusters
 
 __all__ = ["split_shards", "run_shard", "read_manifest", "manifest_path_for", "enabled_instruments",
-           "default_expected_outputs", "image_paths", "row_to_dict", "MANIFEST_STATUSES"]
+           "default_expected_outputs", "image_paths", "row_to_dict", "MANIFEST_STATUSES",
+           "timing_summary"]
 
 log = logging.getLogger("xclusters.parallel")
 
@@ -149,6 +154,7 @@ class _ShardTask:
         self.expected_outputs = expected_outputs
 
     def __call__(self, row: dict) -> dict:
+        start, cpu0, tcpu0 = time.time(), _process_cpu(), time.thread_time()
         cid = str(row["cluster_id"])
         remove_stale_temporaries(Path(self.clusters_dir) / cid)
         result = self.cluster_func(row, self.config, self.clusters_dir) or {}
@@ -158,7 +164,55 @@ class _ShardTask:
             raise StageError("outputs", f"the cluster function returned but did not write "
                              f"{missing}", cid)
         outputs = result.get("outputs") if isinstance(result, dict) else None
-        return {"cluster_id": cid, "outputs": [str(p) for p in (outputs or expected)]}
+        # cpu_s: the whole worker process (Dask's own threads included); thread_cpu_s: the
+        # thread that ran the cluster.
+        timing = {"start": start, "end": time.time(), "cpu_s": _process_cpu() - cpu0,
+                  "thread_cpu_s": time.thread_time() - tcpu0,
+                  "worker": f"{socket.gethostname()}:{os.getpid()}"}
+        return {"cluster_id": cid, "outputs": [str(p) for p in (outputs or expected)],
+                "timing": timing}
+
+
+def _process_cpu() -> float:
+    """CPU seconds (user + system, all threads) of this process so far."""
+    t = os.times()
+    return t.user + t.system
+
+
+def timing_summary(timings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Where a shard's worker time went, from the per-cluster ``timing`` records.
+
+    Parameters
+    ----------
+    timings : sequence of mappings
+        ``start``, ``end`` (epoch seconds), ``cpu_s`` and ``worker`` of every built cluster
+        (what :func:`run_shard` logs with each cluster).
+
+    Returns
+    -------
+    dict
+        ``n``, ``n_workers``, ``first_start``, ``last_end``, ``span_s`` (first start to last
+        end), ``busy_s`` (sum of cluster wall times), ``cpu_s`` (sum of their CPU times),
+        ``tail_s`` (last end minus the earliest time a worker ran out of clusters) and
+        ``utilisation`` (busy / (workers x span)); empty dict for no timings.
+    """
+    timings = [t for t in timings if t]
+    if not timings:
+        return {}
+    by_worker: dict[str, list[Mapping[str, Any]]] = {}
+    for t in timings:
+        by_worker.setdefault(str(t.get("worker", "?")), []).append(t)
+    first = min(float(t["start"]) for t in timings)
+    last = max(float(t["end"]) for t in timings)
+    busy = sum(float(t["end"]) - float(t["start"]) for t in timings)
+    worker_ends = [max(float(t["end"]) for t in ts) for ts in by_worker.values()]
+    span = last - first
+    nw = len(by_worker)
+    return {"n": len(timings), "n_workers": nw, "first_start": first, "last_end": last,
+            "span_s": span, "busy_s": busy,
+            "cpu_s": sum(float(t.get("cpu_s", 0.0)) for t in timings),
+            "tail_s": last - min(worker_ends),
+            "utilisation": busy / (nw * span) if span > 0 else 1.0}
 
 
 def _relative(paths: Sequence[str], base: Path) -> str:
@@ -175,7 +229,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
               config: Mapping[str, Any], clusters_dir: str | Path, client=None,
               expected_outputs: Callable[[dict, Path], list[Path]] | None = None,
               manifest_path: str | Path | None = None, retries: int | None = None,
-              on_error: str | None = None) -> Path:
+              on_error: str | None = None,
+              cost: Callable[[dict], float | None] | None = expected_cost) -> Path:
     """Build every cluster of a shard (resuming) and write its manifest atomically.
 
     Parameters
@@ -201,6 +256,12 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
         Default :func:`manifest_path_for` (``shard_NNN.manifest.ecsv`` beside the shard).
     retries, on_error : optional
         Override ``parallel.retries`` / ``parallel.on_error``.
+    cost : callable or None, optional
+        ``cost(row) -> float | None``: expected relative cost of a cluster; on Dask the
+        clusters are submitted most expensive first (:func:`map_clusters`). Default
+        :func:`xclusters.parallel.cost.expected_cost` (expected photon count from ``m500c``
+        and ``redshift``); ``None`` submits in shard order. Outputs and the manifest do not
+        depend on it.
 
     Returns
     -------
@@ -234,7 +295,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
     task = _ShardTask(cluster_func, dict(config), clusters_dir, expected_outputs)
     results, failures = map_clusters(task, todo, client=client, retries=retries,
                                      on_error=on_error, desc=shard_path.stem,
-                                     default_stage="build")
+                                     default_stage="build", costs=costs_for(todo, cost))
+    _log_timings(shard_path.name, results)
     for res in results:
         status[res["cluster_id"]] = {"status": "ok", "stage": "", "error": "",
                                      "outputs": _relative(res["outputs"], clusters_dir)}
@@ -255,6 +317,26 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
         log.warning("%s: %d clusters failed; see %s", shard_path.name, len(failures),
                     manifest_path)
     return manifest_path
+
+
+def _log_timings(name: str, results: Sequence[Mapping[str, Any]]) -> None:
+    """One DEBUG record per cluster (``extra={"xc_timing": ...}``) and an INFO summary."""
+    timings = []
+    for res in results:
+        t = res.get("timing") if isinstance(res, Mapping) else None
+        if not t:
+            continue
+        timings.append(dict(t, cluster_id=res["cluster_id"]))
+        log.debug("%s: cluster %s on %s: %.1f s, %.1f CPU s", name, res["cluster_id"],
+                  t.get("worker"), float(t["end"]) - float(t["start"]),
+                  float(t.get("cpu_s", 0.0)), extra={"xc_timing": timings[-1]})
+    summary = timing_summary(timings)
+    if summary:
+        log.info("%s: %d clusters on %d workers in %.1f s from first start to last end; "
+                 "workers busy %.0f %% of it, idle tail %.1f s, %.1f CPU s per cluster", name,
+                 summary["n"], summary["n_workers"], summary["span_s"],
+                 100 * summary["utilisation"], summary["tail_s"],
+                 summary["cpu_s"] / summary["n"])
 
 
 def read_manifest(path: str | Path) -> Table:

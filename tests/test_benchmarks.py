@@ -1,0 +1,63 @@
+"""The benchmark scripts' bookkeeping (not the timings themselves, which need minutes)."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def build_images():
+    spec = importlib.util.spec_from_file_location("bench_build_images",
+                                                  REPO / "benchmarks" / "build_images.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(workers, wall, work, other=0.0):
+    return {"workers": workers, "wall": wall, "work": work, "n_ok": 10, "n": 10,
+            "peaks_mb": [500.0] * workers, "other_load": other, "steal": 0.0,
+            "startup": 3.0, "close": 1.0, "tail": 2.0, "busy": 0.9, "cpu_per": 7.0}
+
+
+def test_shard_table_prints_measured_ratios(build_images, capsys):
+    runs = [_run(1, 100.0, 96.0), _run(2, 50.0, 46.0, other=0.5),
+            _run(1, 110.0, 104.0), _run(2, 60.0, 54.0)]
+    build_images._print_shard(runs)
+    out = capsys.readouterr().out
+    assert "wall (mean of runs): 1.91x; best runs: 2.00x" in out  # 105/55, 100/50
+    assert "work only (start-up and close excluded): 2.00x; best runs: 2.09x" in out
+    assert "pair (wall): 2.00x, 1.83x" in out
+    assert "2 worker(s)*" in out and "1 run(s) shared the machine" in out
+
+
+def test_shard_table_without_both_worker_counts(build_images, capsys):
+    build_images._print_shard([_run(1, 100.0, 96.0)])
+    out = capsys.readouterr().out
+    assert "1 worker(s)" in out and "speed-up" not in out
+
+
+def test_timing_records_collects_run_shard_records(build_images):
+    handler = build_images._TimingRecords()
+    log = logging.getLogger("xclusters.parallel.test_benchmarks")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        log.debug("no timing")
+        log.debug("timing", extra={"xc_timing": {"start": 1.0, "end": 2.0}})
+    finally:
+        log.removeHandler(handler)
+    assert handler.timings == [{"start": 1.0, "end": 2.0}]
+
+
+def test_proc_stat_and_own_cpu(build_images):
+    busy, steal = build_images._proc_stat()
+    if busy != busy:  # no /proc/stat (not Linux)
+        pytest.skip("/proc/stat is not readable here")
+    assert busy > 0 and steal >= 0
+    assert build_images._own_cpu() > 0
