@@ -231,7 +231,7 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.15, window_s: float = 3.
 def _own_cpu() -> float:
     """CPU seconds of this process and its reaped children (the Dask workers, once closed)."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return _cpu() + t.children_user + t.children_system
 
 
 class _TimingRecords(logging.Handler):
@@ -287,9 +287,7 @@ def _time_shard(config, sample: Path, run: Path, n_workers: int,
     if summ:
         out.update(startup=summ["first_start"] - t0, work=summ["span_s"],
                    close=t1 - summ["last_end"], tail=summ["tail_s"],
-                   busy=summ["utilisation"], cpu_per=summ["cpu_s"] / summ["n"],
-                   thread_cpu_per=sum(t.get("thread_cpu_s", 0.0) for t in handler.timings)
-                   / summ["n"])
+                   busy=summ["utilisation"], cpu_per=summ["cpu_s"] / summ["n"])
     return out
 
 
@@ -371,7 +369,6 @@ def main(argv=None) -> int:
     from xclusters.instruments import default_response_dir, register_instruments
     from xclusters.pipeline.cluster import build_cluster
     from xclusters.pipeline.sample import build_sample
-    from xclusters.pipeline.shard import build_shard  # noqa: F401 - fail early if broken
 
     n_clusters = args.n_clusters or int(load_config(Path(args.config))["sample"]["n_clusters"])
     work = Path(args.workdir or tempfile.mkdtemp(prefix="xc-bench-"))

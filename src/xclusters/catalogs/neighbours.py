@@ -28,22 +28,18 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from ..io import atomic_path
-from .schema import CatalogError
+from .schema import COLUMNS, CatalogError
 
 __all__ = ["NEIGHBOUR_COLUMNS", "find_neighbours", "field_radius_arcmin", "catalog_cosmology",
            "neighbours_for_sample", "write_neighbours", "read_neighbours", "neighbour_rows"]
 
 log = logging.getLogger("xclusters.catalogs")
 
-#: Columns of ``neighbours.ecsv`` and their units (None: dimensionless / text).
+#: Columns of ``neighbours.ecsv`` and their units (None: dimensionless / text); the halo
+#: columns are those of the sample table (:data:`xclusters.catalogs.schema.COLUMNS`).
 NEIGHBOUR_COLUMNS: dict[str, u.UnitBase | None] = {
     "cluster_id": None,
-    "halo_id": None,
-    "m500c": u.Msun,
-    "r500c": u.kpc,
-    "redshift": None,
-    "ra": u.deg,
-    "dec": u.deg,
+    **{k: COLUMNS[k] for k in ("halo_id", "m500c", "r500c", "redshift", "ra", "dec")},
     "separation_arcmin": u.arcmin,
     "los_offset_mpc": u.Mpc,
 }

@@ -370,10 +370,8 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
     if not str(photon_path).endswith(".h5"):
         raise ValueError(f"{photon_path}: pyXSIM photon lists must end in .h5.")
     event_file = out_dir / f"events_{axis}.h5"
-    absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
-    n_events = pyxsim.project_photons(prefix, str(event_file), axis,
-                                      [float(sky_center_deg[0]), float(sky_center_deg[1])],
-                                      prng=rng_for(seed, "project", axis), **absorb)
+    n_events = _project(prefix, event_file, axis, nh_1e22=nh_1e22,
+                        sky_center_deg=sky_center_deg, seed=seed)
     if n_events == 0:
         event_file.unlink(missing_ok=True)
         raise EmptyPhotonListError(f"cluster {cluster_id}: no events left after projecting "
@@ -394,6 +392,18 @@ def project_to_simput(photon_path: str | Path, axis: str, out_dir: str | Path, *
                              nh_1e22=nh_1e22, sky_center_deg=sky_center_deg):
             _drop_image_column(simput)
     return simput
+
+
+def _project(prefix: str, event_file: Path, axis: str, *, nh_1e22: float,
+             sky_center_deg: tuple[float, float], seed: int) -> int:
+    """``pyxsim.project_photons`` of ``<prefix>.h5`` along ``axis`` around ``sky_center_deg``,
+    wabs-absorbed (``nh_1e22`` > 0), with ``rng_for(seed, "project", axis)``; event count."""
+    import pyxsim
+
+    absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
+    return int(pyxsim.project_photons(prefix, str(event_file), axis,
+                                      [float(sky_center_deg[0]), float(sky_center_deg[1])],
+                                      prng=rng_for(seed, "project", axis), **absorb))
 
 
 def add_photon_list(simput_path: str | Path, photon_path: str | Path, axis: str, *, name: str,
@@ -434,10 +444,8 @@ def add_photon_list(simput_path: str | Path, photon_path: str | Path, axis: str,
     if photon_path.suffix != ".h5":
         raise ValueError(f"{photon_path}: pyXSIM photon lists must end in .h5.")
     event_file = simput_path.with_name(f"{name}_events.h5")
-    absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
-    n_events = pyxsim.project_photons(str(photon_path)[:-3], str(event_file), axis,
-                                      [float(sky_center_deg[0]), float(sky_center_deg[1])],
-                                      prng=rng_for(seed, "project", axis), **absorb)
+    n_events = _project(str(photon_path)[:-3], event_file, axis, nh_1e22=nh_1e22,
+                        sky_center_deg=sky_center_deg, seed=seed)
     if n_events == 0:
         event_file.unlink(missing_ok=True)
         log.warning("%s: no events after projecting %s along %s; not added", name,

@@ -154,7 +154,7 @@ class _ShardTask:
         self.expected_outputs = expected_outputs
 
     def __call__(self, row: dict) -> dict:
-        start, cpu0, tcpu0 = time.time(), _process_cpu(), time.thread_time()
+        start, cpu0 = time.time(), _process_cpu()
         cid = str(row["cluster_id"])
         remove_stale_temporaries(Path(self.clusters_dir) / cid)
         result = self.cluster_func(row, self.config, self.clusters_dir) or {}
@@ -164,10 +164,8 @@ class _ShardTask:
             raise StageError("outputs", f"the cluster function returned but did not write "
                              f"{missing}", cid)
         outputs = result.get("outputs") if isinstance(result, dict) else None
-        # cpu_s: the whole worker process (Dask's own threads included); thread_cpu_s: the
-        # thread that ran the cluster.
+        # cpu_s: the whole worker process (Dask's own threads included)
         timing = {"start": start, "end": time.time(), "cpu_s": _process_cpu() - cpu0,
-                  "thread_cpu_s": time.thread_time() - tcpu0,
                   "worker": f"{socket.gethostname()}:{os.getpid()}"}
         return {"cluster_id": cid, "outputs": [str(p) for p in (outputs or expected)],
                 "timing": timing}

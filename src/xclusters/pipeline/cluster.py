@@ -23,7 +23,7 @@ from ..seeds import int_seed_for
 log = logging.getLogger("xclusters.pipeline")
 
 __all__ = ["build_cluster", "enabled_instruments", "peak_areas_cm2", "image_path",
-           "neighbour_photon_lists", "intermediates", "remove_paths"]
+           "neighbour_photon_lists", "intermediates", "clean_intermediates"]
 
 
 def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
@@ -82,13 +82,18 @@ def intermediates(cdir: Path, keep_photons: bool) -> list[Path]:
     return [p for p in paths if p.exists()]
 
 
-def remove_paths(paths: Sequence[Path]) -> None:
-    """Delete files and directory trees (missing ones are fine)."""
-    for p in paths:
+def clean_intermediates(cdir: Path, keep_photons: bool) -> int:
+    """Remove a finished cluster's :func:`intermediates` (logged); returns how many."""
+    leftovers = intermediates(cdir, keep_photons)
+    if leftovers:  # a job killed after the last image, before its clean-up
+        log.info("cluster %s: removing %d intermediate file(s) left by an interrupted job",
+                 cdir.name, len(leftovers))
+    for p in leftovers:
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
@@ -200,11 +205,7 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     finals = [image_path(outdir, cid, inst, ax) for ax in axes for inst in instruments]
     keep_photons = bool(config["photons"].get("keep", False))
     if all(p.is_file() for p in finals):
-        leftovers = intermediates(cdir, keep_photons)
-        if leftovers:  # a job killed after the last image, before its clean-up
-            log.info("cluster %s: removing %d intermediate file(s) left by an interrupted job",
-                     cid, len(leftovers))
-            remove_paths(leftovers)
+        clean_intermediates(cdir, keep_photons)
         return {"cluster_id": cid, "outputs": [str(p) for p in finals], "skipped": True}
 
     with stage_context("sources", cid):

@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from .cluster import (build_cluster, enabled_instruments, image_path, intermediates,
-                      remove_paths)
+from .cluster import build_cluster, clean_intermediates, enabled_instruments, image_path
 
 log = logging.getLogger("xclusters.pipeline")
 
@@ -41,14 +40,9 @@ def clean_finished_clusters(shard: str | Path, config: Mapping[str, Any],
     keep = bool(config["photons"].get("keep", False))
     cleaned = 0
     for row in Table.read(shard, format="ascii.ecsv"):
-        if not all(p.is_file() for p in expected_images(config, row, Path(clusters_dir))):
-            continue
-        leftovers = intermediates(Path(clusters_dir) / str(row["cluster_id"]), keep)
-        if leftovers:
-            log.info("cluster %s: removing %d intermediate file(s) left by an interrupted job",
-                     row["cluster_id"], len(leftovers))
-            remove_paths(leftovers)
-            cleaned += 1
+        if all(p.is_file() for p in expected_images(config, row, Path(clusters_dir))):
+            cleaned += bool(clean_intermediates(Path(clusters_dir) / str(row["cluster_id"]),
+                                                keep))
     return cleaned
 
 
