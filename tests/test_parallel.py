@@ -347,6 +347,24 @@ def test_local_dask_config_keeps_user_settings():
         assert "distributed.scheduler.worker-saturation" not in local_dask_config()
 
 
+def _worker_wakeups():
+    import dask
+
+    return (dask.config.get("distributed.admin.tick.interval"),
+            dask.config.get("distributed.worker.memory.monitor-interval"))
+
+
+def test_local_workers_wake_up_less_often():
+    """The slower watchdog tick and memory poll reach the worker processes (they read the
+    config the nanny passes on), and apply only to clusters made here."""
+    import dask
+
+    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as c:
+        got = list(c.run(_worker_wakeups).values())
+    assert got == [("1s", "2s")]
+    assert dask.config.get("distributed.admin.tick.interval") == "20ms"  # caller unchanged
+
+
 def _worker_env():
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
