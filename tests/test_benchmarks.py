@@ -61,3 +61,34 @@ def test_proc_stat_and_own_cpu(build_images):
         pytest.skip("/proc/stat is not readable here")
     assert busy > 0 and steal >= 0
     assert build_images._own_cpu() > 0
+
+
+@pytest.fixture(scope="module")
+def worker_overhead():
+    spec = importlib.util.spec_from_file_location("bench_worker_overhead",
+                                                  REPO / "benchmarks" / "worker_overhead.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_worker_overhead_table_separates_cpu_and_waiting(worker_overhead, capsys):
+    def run(mode, wall, cpus, walls, own):
+        return {"mode": mode, "wall": wall, "own_cpu": own,
+                "tasks": [{"cpu": c, "wall": w} for c, w in zip(cpus, walls)]}
+
+    worker_overhead.print_table([
+        run("serial", 100.0, [10.0, 10.0], [10.0, 10.0], 0.2),
+        run("processes", 52.0, [10.0, 11.0], [10.2, 11.2], 0.4),
+        run("dask", 60.0, [11.0, 11.0], [12.0, 11.5], 4.0),
+        run("dask", 56.0, [11.0, 11.0], [11.5, 11.5], 3.0)])
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["serial"][3] == "1.00x"
+    assert lines["processes"][3] == "1.92x" and lines["processes"][5] == "0.20"
+    # dask: mean wall 58 -> 100/58; off-CPU (0.75 + 0.5) / 2; this process 3.5 s
+    assert lines["dask"][1:] == ["2", "58.0", "1.72x", "11.00", "0.62", "3.5"]
+
+
+def test_worker_overhead_rejects_unknown_mode(worker_overhead):
+    with pytest.raises(ValueError, match="unknown mode 'threads'"):
+        worker_overhead.run_mode("threads", [], {}, Path("/nonexistent/never-made"))
