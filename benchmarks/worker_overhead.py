@@ -38,10 +38,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# One BLAS/OpenMP thread in every mode, as Dask's nannies give their workers (set before NumPy
-# loads; the plain processes inherit it), so that ``serial`` is a one-core reference.
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
 MODES = ("serial", "processes", "dask", "dask-defaults")
 
 
@@ -144,6 +140,10 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"--modes: unknown {unknown}; choose from {list(MODES)}")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    # One BLAS/OpenMP thread in every mode, as Dask's nannies give their workers (set before
+    # NumPy loads; the plain processes inherit it), so that ``serial`` is a one-core reference.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
     from xclusters.instruments import default_response_dir, register_instruments
     from xclusters.pipeline.sample import build_sample
