@@ -27,7 +27,6 @@ Prints a table; not a pass/fail test.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -39,15 +38,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("serial", "processes", "dask", "dask-defaults")
-
-
-def _bench_helpers():
-    """``benchmarks/build_images.py`` (config loading, sample rows, waiting for idle CPUs)."""
-    spec = importlib.util.spec_from_file_location("xc_bench_build_images",
-                                                  REPO / "benchmarks" / "build_images.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def build_one(row: dict, config: dict, outdir: str) -> dict:
@@ -65,14 +55,17 @@ def _dask_run(rows, config, outdir: str, package_settings: bool) -> list[dict]:
     from distributed import Client, LocalCluster
 
     n = len(rows)
+    mem_per_worker_mb = float(config["parallel"]["memory_per_worker_mb"])
     if package_settings:
         from xclusters.parallel.client import make_cluster
 
         cluster = make_cluster(dict(config["parallel"], backend="local", n_workers=2,
-                                    threads_per_worker=1), threads=2, mem_mb=8000)
+                                    threads_per_worker=1), threads=2,
+                               mem_mb=2 * mem_per_worker_mb)
     else:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="4GB",
-                               processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1,
+                               memory_limit=f"{mem_per_worker_mb:.0f}MB", processes=True,
+                               dashboard_address=None)
     try:
         with Client(cluster) as client:
             return client.gather(client.map(build_one, rows, [config] * n, [outdir] * n,
@@ -148,7 +141,9 @@ def main(argv=None) -> int:
     from xclusters.instruments import default_response_dir, register_instruments
     from xclusters.pipeline.sample import build_sample
 
-    bench = _bench_helpers()
+    # the sibling script (its directory is sys.path[0]): config loading, sample rows, idle wait
+    import build_images as bench
+
     work = Path(args.workdir or tempfile.mkdtemp(prefix="xc-overhead-"))
     cfg = bench._load_config(Path(args.config), work / "results", max(args.n_clusters, 1))
     sample = build_sample(cfg, work / "results" / cfg["run"] / "sample.ecsv")

@@ -10,13 +10,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def build_images():
-    spec = importlib.util.spec_from_file_location("bench_build_images",
-                                                  REPO / "benchmarks" / "build_images.py")
+def _load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (a script directory, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  REPO / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def build_images():
+    return _load_benchmark("build_images")
 
 
 def _run(workers, wall, work, other=0.0):
@@ -65,11 +70,7 @@ def test_proc_stat_and_own_cpu(build_images):
 
 @pytest.fixture(scope="module")
 def worker_overhead():
-    spec = importlib.util.spec_from_file_location("bench_worker_overhead",
-                                                  REPO / "benchmarks" / "worker_overhead.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _load_benchmark("worker_overhead")
 
 
 def test_worker_overhead_table_separates_cpu_and_waiting(worker_overhead, capsys):
