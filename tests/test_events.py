@@ -90,3 +90,25 @@ def test_same_file_simput_is_a_clear_error(tmp_path, rdir):
     with pytest.raises(ValueError, match="separate"):
         simulate_events(path, "erosita", tmp_path / "y.fits", config=base_config(rdir),
                         sky_center_deg=SKY, seed=1)
+
+
+def test_photon_budget_rereads_a_rewritten_source_file(tmp_path):
+    """The budget check caches per file version: replacing only the photon-list file that the
+    (unchanged) catalogue names must be noticed."""
+    import shutil
+
+    from xclusters.observe.events import check_photon_budget
+
+    deep = make_simput(tmp_path / "deep_simput.fits", *SKY, n_photons=4000, area_cm2=3000.0,
+                       exposure_s=1.0e4)
+    thin = make_simput(tmp_path / "thin_simput.fits", *SKY, n_photons=30, area_cm2=300.0,
+                       exposure_s=1.0e3)
+    ok = check_photon_budget(deep, 1000.0, 1.0e3)
+    assert 0.0 < ok < 0.1
+    assert check_photon_budget(deep, 1000.0, 1.0e3) == ok          # cached, same answer
+    catalogue = deep.read_bytes()
+    shutil.copy(tmp_path / "thin_simput_phlist.fits", tmp_path / "deep_simput_phlist.fits")
+    assert deep.read_bytes() == catalogue
+    with pytest.raises(ValueError, match="area_margin"):
+        check_photon_budget(deep, 1000.0, 1.0e3)
+    assert check_photon_budget(thin, 10.0, 1.0e3) > 0.0

