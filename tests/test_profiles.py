@@ -108,3 +108,66 @@ def test_lint_has_no_serious_problems(tmp_path):
                 serious.append(f"{header} {item}")
     assert n_blocks > 0, f"snakemake --lint failed without printing lints:\n{out[-4000:]}"
     assert not serious, "serious lints:\n" + "\n".join(serious)
+
+
+PBS_SUBMIT = REPO / "config" / "profiles" / "pbs" / "qsub-submit.sh"
+
+
+def _fake_qsub(tmp_path: Path, run_job: bool) -> tuple[dict, Path]:
+    """A ``qsub`` on PATH that records its arguments (one line per call) and prints a job id;
+    with ``run_job`` it also runs the job script in the background, like a scheduler would."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    calls = tmp_path / "qsub_calls.txt"
+    run = 'nohup bash "${@: -1}" >/dev/null 2>&1 &\n' if run_job else ""
+    (bindir / "qsub").write_text(
+        f'#!/usr/bin/env bash\necho "$@" >> {calls}\n{run}echo 4242.fakepbs\n')
+    (bindir / "qsub").chmod(0o755)
+    env = _env_without_batch_tools(tmp_path)
+    env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"
+    env["XCLUSTERS_PBS_LOG_DIR"] = str(tmp_path / "pbs_logs")
+    return env, calls
+
+
+@pytest.mark.parametrize("runtime_min, walltime", [(5, "00:05:00"), (59, "00:59:00"),
+                                                   (60, "01:00:00"), (240, "04:00:00"),
+                                                   (1500, "25:00:00"), (8, "00:08:00")])
+def test_pbs_submit_writes_walltime_as_hh_mm_ss(tmp_path, runtime_min, walltime):
+    env, calls = _fake_qsub(tmp_path, run_job=False)
+    proc = subprocess.run(["bash", str(PBS_SUBMIT), "train_mass", "2", "3000",
+                           f"{runtime_min:02d}" if runtime_min == 8 else str(runtime_min),
+                           "/x/snakejob.sh"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "4242.fakepbs"          # the job id goes back to Snakemake
+    args = calls.read_text().split()
+    assert args[args.index("-l") + 1] == "select=1:ncpus=2:mem=3000mb"
+    assert f"walltime={walltime}" in args
+    assert args[-1] == "/x/snakejob.sh" and "smk.train_mass" in args
+    assert (tmp_path / "pbs_logs").is_dir()
+
+
+@pytest.mark.parametrize("bad", ["", "1.5", "abc", "-3"])
+def test_pbs_submit_refuses_a_non_integer_runtime(tmp_path, bad):
+    env, calls = _fake_qsub(tmp_path, run_job=False)
+    proc = subprocess.run(["bash", str(PBS_SUBMIT), "dataset", "1", "4000", bad, "/x/job.sh"],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "runtime" in proc.stderr and "dataset" in proc.stderr and "whole number" in proc.stderr
+    assert not calls.exists()                             # nothing submitted
+
+
+def test_pbs_profile_submits_jobs_through_qsub(tmp_path):
+    """Not a dry run: the pbs profile submits the sample and shards jobs to a fake qsub that
+    runs them, and Snakemake picks up their outputs."""
+    env, calls = _fake_qsub(tmp_path, run_job=True)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--profile", "config/profiles/pbs", "--latency-wait", "5", "shards",
+           "--configfile", "config/test.yaml", "--config", f"results_dir={tmp_path / 'results'}"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert "external jobid '4242.fakepbs'" in out
+    lines = calls.read_text().splitlines()
+    assert [line.split()[2] for line in lines] == ["smk.sample", "smk.shards"]
+    assert "walltime=00:10:00" in lines[0]                # sample: runtime=10 (minutes)
+    assert len(list((tmp_path / "results" / "test" / "shards").glob("shard_*.ecsv"))) == 2
