@@ -77,6 +77,16 @@ def _header_keys(hdr: fits.Header, telescope: str, instrument: str, hduclas3: st
     hdr["ORIGIN"] = "xclusters"
 
 
+def _write_response(path: str | Path, hdus: list, comment: str) -> Path:
+    """Write response HDUs atomically, with ``comment`` (provenance) on the first extension."""
+    if comment:
+        hdus[1].header["COMMENT"] = comment
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fits.HDUList(hdus).writeto(tmp)
+    return path
+
+
 def write_arf(path: str | Path, energy_edges_keV: np.ndarray, area_cm2: np.ndarray, *,
               telescope: str, instrument: str, comment: str = "") -> Path:
     """Write an ARF (extension ``SPECRESP``).
@@ -105,12 +115,7 @@ def write_arf(path: str | Path, energy_edges_keV: np.ndarray, area_cm2: np.ndarr
     hdu = fits.BinTableHDU.from_columns(cols, name="SPECRESP")
     _header_keys(hdu.header, telescope, instrument, "SPECRESP")
     hdu.header["HDUCLAS2"] = "SPECRESP"
-    if comment:
-        hdu.header["COMMENT"] = comment
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp)
-    return path
+    return _write_response(path, [fits.PrimaryHDU(), hdu], comment)
 
 
 def _ebounds_hdu(channel_edges_keV: np.ndarray, chantype: str, telescope: str,
@@ -196,12 +201,7 @@ def write_gaussian_rmf(path: str | Path, energy_edges_keV: np.ndarray,
             _matrix_hdu(e, np.array(f_chan), np.array(n_chan), rows, nch, chantype, telescope,
                         instrument),
             _ebounds_hdu(ce, chantype, telescope, instrument)]
-    if comment:
-        hdus[1].header["COMMENT"] = comment
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp)
-    return path
+    return _write_response(path, hdus, comment)
 
 
 def write_diagonal_rmf(path: str | Path, energy_edges_keV: np.ndarray, *, telescope: str,
@@ -230,12 +230,7 @@ def write_diagonal_rmf(path: str | Path, energy_edges_keV: np.ndarray, *, telesc
             _matrix_hdu(e, np.arange(1, n + 1), np.ones(n, int), rows, n, "PI", telescope,
                         instrument),
             _ebounds_hdu(e, "PI", telescope, instrument)]
-    if comment:
-        hdus[1].header["COMMENT"] = comment
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp)
-    return path
+    return _write_response(path, hdus, comment)
 
 
 def write_pha(path: str | Path, count_rate: np.ndarray, *, chantype: str, telescope: str,
@@ -270,12 +265,7 @@ def write_pha(path: str | Path, count_rate: np.ndarray, *, chantype: str, telesc
     hdu.header["BACKSCAL"] = 1.0
     hdu.header["AREASCAL"] = 1.0
     hdu.header["POISSERR"] = False
-    if comment:
-        hdu.header["COMMENT"] = comment
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp)
-    return path
+    return _write_response(path, [fits.PrimaryHDU(), hdu], comment)
 
 
 def read_arf(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -75,6 +75,19 @@ def _image_hdus(hdul):
             and h.data.ndim >= 2]
 
 
+def _open_fits(path: str | Path, what: str):
+    """Open a FITS file (no memory map) or raise :class:`InputFileError` naming it."""
+    from astropy.io import fits
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: {what} not found")
+    try:
+        return fits.open(p, memmap=False)
+    except OSError as exc:
+        raise InputFileError(f"{p}: not a readable FITS file ({exc})") from exc
+
+
 def read_band_image(path: str | Path, n_bands: int = 3):
     """Read an ``n_bands`` image: a cube ``(n_bands, H, W)`` in one HDU or one 2-D HDU per band.
 
@@ -87,16 +100,8 @@ def read_band_image(path: str | Path, n_bands: int = 3):
     header : astropy.io.fits.Header
         Header of that HDU.
     """
-    from astropy.io import fits
-
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: input image not found")
-    try:
-        hdul = fits.open(p, memmap=False)
-    except OSError as exc:
-        raise InputFileError(f"{p}: not a readable FITS file ({exc})") from exc
-    with hdul:
+    with _open_fits(p, "input image") as hdul:
         imgs = _image_hdus(hdul)
         cubes = [h for h in imgs if h.data.ndim == 3 and h.data.shape[0] == n_bands]
         planes = [h for h in imgs if h.data.ndim == 2]
@@ -126,16 +131,8 @@ def read_band_image(path: str | Path, n_bands: int = 3):
 
 def read_single_image(path: str | Path):
     """Read a single-band image ``(H, W)`` or ``(1, H, W)``; returns ``(image, wcs, header)``."""
-    from astropy.io import fits
-
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: input image not found")
-    try:
-        hdul = fits.open(p, memmap=False)
-    except OSError as exc:
-        raise InputFileError(f"{p}: not a readable FITS file ({exc})") from exc
-    with hdul:
+    with _open_fits(p, "input image") as hdul:
         imgs = _image_hdus(hdul)
         ok = [h for h in imgs if h.data.ndim == 2 or (h.data.ndim == 3 and h.data.shape[0] == 1)]
         if not ok:
@@ -213,16 +210,8 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
     header : astropy.io.fits.Header
         The EVENTS header (exposure, instrument).
     """
-    from astropy.io import fits
-
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: event list not found")
-    try:
-        hdul = fits.open(p, memmap=False)
-    except OSError as exc:
-        raise InputFileError(f"{p}: not a readable FITS file ({exc})") from exc
-    with hdul:
+    with _open_fits(p, "event list") as hdul:
         if "EVENTS" not in hdul:
             raise InputFileError(f"{p}: no EVENTS extension (HDUs: "
                                  f"{[h.name for h in hdul]}); is this an image? Then use --image "
