@@ -25,6 +25,8 @@ __all__ = [
     "temporary_name",
     "is_temporary",
     "remove_stale_temporaries",
+    "OutputPathError",
+    "check_output_path",
 ]
 
 log = logging.getLogger("xclusters.io")
@@ -142,3 +144,76 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
         removed.append(p)
         log.info("removed stale temporary %s", p)
     return removed
+
+
+class OutputPathError(ValueError):
+    """An output path would replace an input, a model, a device or a directory."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are one file (same inode, or the same resolved path)."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_path(out: str | Path, inputs=(), *, option: str = "--out",
+                      directory: bool = False) -> Path:
+    """Refuse an output path that would destroy something the command reads or needs.
+
+    An output may be a new path or an existing regular file (replaced atomically by the
+    writer); with ``directory=True`` a new path or an existing directory. It is refused when
+    it resolves (symbolic links followed, same inode for hard links) to one of ``inputs``
+    (input files, models, configs), or when it exists and is something else: a device such
+    as ``/dev/null``, a directory where a file is written, a FIFO or socket.
+
+    Parameters
+    ----------
+    out : str or Path
+        The output path given by the user.
+    inputs : iterable of str or Path
+        Files the command reads (``None`` entries are ignored).
+    option : str
+        The option that named ``out``, for the message.
+    directory : bool
+        ``out`` is an output directory rather than a file.
+
+    Returns
+    -------
+    Path
+        ``out`` unchanged.
+
+    Raises
+    ------
+    OutputPathError
+        One line naming the path and why it is refused.
+    """
+    import stat
+
+    out = Path(out)
+    for inp in inputs:
+        if inp is None:
+            continue
+        inp = Path(inp)
+        if inp.exists() and _same_file(out, inp):
+            raise OutputPathError(f"{option} {out} is the input {inp}; refusing to overwrite "
+                                  "it. Choose a new output path.")
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return out
+    except OSError as exc:
+        raise OutputPathError(f"{option} {out}: cannot be checked ({exc})") from exc
+    if directory:
+        if not stat.S_ISDIR(mode):
+            raise OutputPathError(f"{option} {out} exists and is not a directory; choose a "
+                                  "new or existing directory.")
+    elif not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a device" if
+                (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "not a regular file")
+        raise OutputPathError(f"{option} {out} is {kind}; refusing to replace it. Give a file "
+                              "path (new or a regular file).")
+    return out

@@ -44,7 +44,12 @@ def cmd_check_config(a) -> int:
 def cmd_sample(a) -> int:
     from ..pipeline.sample import build_sample
 
+    from ..io import check_output_path
+
     cfg = _cfg(a.config)
+    for out, option in ((a.out, "--out"), (a.neighbours, "--neighbours")):
+        if out is not None:  # the catalogue file named in the config is an input too
+            check_output_path(out, [cfg["catalog"].get("path")], option=option)
     build_sample(cfg, a.out, neighbours_out=a.neighbours)
     return 0
 
@@ -148,7 +153,7 @@ def cmd_predict(a) -> int:
     res = predict_superobs(a.model, src, out_fits=a.out,
                            sky_center=None if a.ra is None else (a.ra, a.dec),
                            event_list=bool(a.events), nr_baseline=a.nr_baseline,
-                           image_pixels=a.pixels)
+                           image_pixels=a.pixels, allow_mismatch=a.allow_mismatch)
     for key, value in res.items():
         if value is None or isinstance(value, (str, Path)):
             print(f"{key}: {value}")
@@ -163,7 +168,7 @@ def cmd_predict(a) -> int:
 def cmd_predict_mass(a) -> int:
     from ..predict.mass import predict_mass
 
-    logm = predict_mass(a.model, a.image)
+    logm = predict_mass(a.model, a.image, allow_mismatch=a.allow_mismatch)
     print(f"log10(M500c/Msun) = {logm:.3f}")
     return 0
 
@@ -193,7 +198,63 @@ def cmd_run(a) -> int:
     return rc
 
 
+# --------------------------------------------------------------------------- output guard
+#: command -> (file outputs, directory outputs, inputs): argparse destinations. An output
+#: never replaces an input, a model or a device (xclusters.io.check_output_path).
+_WRITES = {
+    "sample": (("out", "neighbours"), (), ("config",)),
+    "shard": ((), ("outdir",), ("sample",)),
+    "build-shard": (("manifest",), ("clusters_dir",), ("config", "shard", "neighbours")),
+    "dataset": (("out",), (), ("config", "sample", "manifests")),
+    "train-superobs": (("out",), ("workdir",), ("config", "dataset")),
+    "train-mass": (("out",), ("workdir",), ("config", "dataset")),
+    "predict-dataset": (("out",), (), ("model", "dataset")),
+    "predict-mass-dataset": (("out",), (), ("dataset", "models")),
+    "evaluate-superobs": ((), ("outdir",), ("config", "dataset", "predictions")),
+    "evaluate-mass": ((), ("outdir",), ("config", "dataset", "predictions", "models")),
+    "predict": (("out",), (), ("model", "image", "events")),
+    "predict-mass": ((), (), ("model", "image")),
+}
+
+
+def _check_outputs(a) -> None:
+    """Refuse outputs that resolve to an input, a model, a device or a directory."""
+    from ..io import check_output_path
+
+    files, dirs, ins = _WRITES.get(a.command, ((), (), ()))
+    inputs = []
+    for name in ins:
+        value = getattr(a, name, None)
+        inputs += list(value) if isinstance(value, (list, tuple)) else [value]
+    inputs = [p for p in inputs if p is not None]
+    for name in files:
+        if getattr(a, name, None) is not None:
+            check_output_path(getattr(a, name), inputs, option="--" + name.replace("_", "-"))
+    for name in dirs:
+        if getattr(a, name, None) is not None:
+            check_output_path(getattr(a, name), inputs, option="--" + name.replace("_", "-"),
+                              directory=True)
+    log_file = getattr(a, "log", None)
+    if log_file is not None and not (Path(log_file).exists() and not Path(log_file).is_file()):
+        check_output_path(log_file, inputs, option="--log")  # appending would corrupt an input
+
+
 # --------------------------------------------------------------------------- parser
+ALLOW_MISMATCH_HELP = ("accept an input from another instrument or at another pixel scale than "
+                       "the model was trained on (a warning instead of an error)")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive number of pixels (>= 1)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="xclusters",
@@ -310,14 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--events", help="eROSITA event list (FITS EVENTS with RA, DEC, PI)")
     sp.add_argument("--ra", type=float, help="cluster centre RA (deg), with --events")
     sp.add_argument("--dec", type=float, help="cluster centre Dec (deg), with --events")
-    sp.add_argument("--pixels", type=int, default=256, help="image size for --events (256)")
+    sp.add_argument("--pixels", type=_positive_int, default=None,
+                    help="image size for --events (default: the model's training size, else "
+                         "256)")
     sp.add_argument("--out", required=True, help="output FITS")
     sp.add_argument("--nr-baseline", action="store_true",
                     help="also write the eROSITA-NR (annulus background-subtracted) image")
+    sp.add_argument("--allow-mismatch", action="store_true", help=ALLOW_MISMATCH_HELP)
 
     sp = add("predict-mass", cmd_predict_mass, "estimate log M500c from a Chandra image")
     sp.add_argument("--model", required=True)
     sp.add_argument("--image", required=True, help="Chandra 0.5-7 keV FITS image, 128x128")
+    sp.add_argument("--allow-mismatch", action="store_true", help=ALLOW_MISMATCH_HELP)
     return p
 
 
@@ -331,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..config import ConfigError
 
     try:
+        _check_outputs(args)
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"xclusters {args.command}: configuration error:\n{exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..models.record import training_record, write_training_record
 from ..seeds import int_seed_for
 
 log = logging.getLogger("xclusters.pipeline")
@@ -25,6 +26,7 @@ def train_superobs_from_dataset(dataset: str | Path, out_model: str | Path, *,
     augment = config["dataset"].get("augmentation", "on_the_fly") == "on_the_fly"
     summary = train_superobs_from_file(dataset, out_model, cfg=config, seed=seed,
                                        workdir=workdir, augment=augment)
+    write_training_record(out_model, training_record(config, "superobs", out_model))
     log.info("superobs training: %s", summary)
     return summary
 
@@ -45,5 +47,6 @@ def train_mass_from_dataset(dataset: str | Path, fold: int, out_model: str | Pat
     augment = config["dataset"].get("augmentation", "on_the_fly") == "on_the_fly"
     summary = train_mass_fold_from_file(dataset, fold, out_model, cfg=config, seed=seed,
                                         workdir=workdir, n_folds=n_folds, augment=augment)
+    write_training_record(out_model, training_record(config, "mass", out_model))
     log.info("mass training fold %d: %s", fold, summary)
     return summary

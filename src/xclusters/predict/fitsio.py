@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["EROSITA_PI_BANDS", "EROSITA_ENERGY_BANDS_KEV", "BAND_NAMES", "EROSITA_PIXEL_ARCSEC",
-           "EROSITA_N_CHANNELS", "COUNT_UNITS", "InputFileError", "tan_wcs", "read_band_image",
+           "EROSITA_N_CHANNELS", "COUNT_UNITS", "CHANNEL_UNITS", "InputFileError", "tan_wcs", "read_band_image",
            "read_single_image", "bin_events", "write_prediction_fits"]
 
 log = logging.getLogger("xclusters.predict")
@@ -148,7 +148,17 @@ def read_single_image(path: str | Path):
     return img, _celestial_wcs(header), header
 
 
-def _channel_masks(table, path: Path) -> list[np.ndarray]:
+#: TUNIT values of a channel column that mean "channel number" (FITS/OGIP usage).
+CHANNEL_UNITS = ("", "chan", "channel", "channels", "adu")
+
+
+def _channel_masks(table, path: Path) -> tuple[list[np.ndarray], np.ndarray, str]:
+    """Band masks of the events, the mask of rows with an invalid PI, and a band description.
+
+    The PI (or PHA) column is read in its ``TUNIT``: channels (no unit or ``chan``) are binned
+    by :data:`EROSITA_PI_BANDS`, ``eV`` or ``keV`` by :data:`EROSITA_ENERGY_BANDS_KEV`. A
+    negative or non-finite value is invalid. Any other unit is refused.
+    """
     names = [n.upper() for n in table.columns.names]
     col = "PI" if "PI" in names else ("PHA" if "PHA" in names else None)
     if col is None:
@@ -156,16 +166,24 @@ def _channel_masks(table, path: Path) -> list[np.ndarray]:
     column = table.columns[names.index(col)]
     chan = np.asarray(table[column.name], dtype=np.float64)
     unit = (column.unit or "").strip().lower()
-    if unit == "ev":
-        kev = chan / 1000.0
-        log.info("%s: %s is in eV; binning by energy %s keV", path, col,
+    invalid = ~np.isfinite(chan) | (chan < 0)
+    if unit in ("ev", "kev"):
+        kev = chan / 1000.0 if unit == "ev" else chan
+        log.info("%s: %s is in %s; binning by energy %s keV", path, col, column.unit,
                  EROSITA_ENERGY_BANDS_KEV)
-        return [(kev >= lo) & (kev < hi) for lo, hi in EROSITA_ENERGY_BANDS_KEV]
-    if chan.size and chan.max() >= EROSITA_N_CHANNELS + 1:
+        masks = [(kev >= lo) & (kev < hi) & ~invalid for lo, hi in EROSITA_ENERGY_BANDS_KEV]
+        return masks, invalid, f"{EROSITA_ENERGY_BANDS_KEV[0][0]}-" \
+                               f"{EROSITA_ENERGY_BANDS_KEV[-1][1]} keV"
+    if unit not in CHANNEL_UNITS:
+        raise InputFileError(f"{path}: {col} has TUNIT = {column.unit!r}; expected channels "
+                             "(no unit or 'chan'), 'eV' or 'keV'. Fix the TUNIT keyword.")
+    valid = chan[~invalid]
+    if valid.size and valid.max() >= EROSITA_N_CHANNELS + 1:
         raise InputFileError(
-            f"{path}: {col} values reach {chan.max():g}, beyond the {EROSITA_N_CHANNELS} eROSITA "
-            f"channels. If {col} is in eV, set its TUNIT to 'eV'.")
-    return [(chan >= lo) & (chan <= hi) for lo, hi in EROSITA_PI_BANDS]
+            f"{path}: {col} values reach {valid.max():g}, beyond the {EROSITA_N_CHANNELS} "
+            f"eROSITA channels. If {col} is in eV, set its TUNIT to 'eV'.")
+    masks = [(chan >= lo) & (chan <= hi) & ~invalid for lo, hi in EROSITA_PI_BANDS]
+    return masks, invalid, f"{col} {EROSITA_PI_BANDS[0][0]}-{EROSITA_PI_BANDS[-1][1]}"
 
 
 def _sky_center(header, sky_center, path: Path) -> tuple[float, float]:
@@ -193,7 +211,10 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
     ----------
     path : path
         FITS file with an ``EVENTS`` table holding ``RA``, ``DEC`` (deg) and ``PI``
-        (channels, or eV when ``TUNIT = 'eV'``) columns.
+        (channels, or energies when ``TUNIT`` is ``'eV'`` or ``'keV'``) columns. Rows with NaN
+        RA/DEC, a negative or non-finite PI, outside the bands or outside the image are
+        dropped and counted in one log line (a warning for the first two); a list with no
+        event left in any band is refused.
     sky_center : (ra_deg, dec_deg) or SkyCoord, optional
         Image centre; defaults to the header's pointing (``RA_PNT``/``DEC_PNT``).
     image_pixels : int
@@ -224,24 +245,42 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
             raise InputFileError(f"{p}: EVENTS table lacks column(s) {missing}; found {names}")
         ra = np.asarray(table[table.columns.names[names.index("RA")]], dtype=np.float64)
         dec = np.asarray(table[table.columns.names[names.index("DEC")]], dtype=np.float64)
-        masks = _channel_masks(table, p)
+        masks, bad_pi, band_text = _channel_masks(table, p)
     ra0, dec0 = _sky_center(header, sky_center, p)
     wcs = tan_wcs(ra0, dec0, int(image_pixels), float(pixel_arcsec))
-    px, py = wcs.world_to_pixel_values(ra, dec)
-    edges = np.arange(int(image_pixels) + 1) - 0.5
-    cube = np.stack([np.histogram2d(py[m], px[m], bins=(edges, edges))[0] for m in masks])
+    bad_pos = ~np.isfinite(ra) | ~np.isfinite(dec)
+    px, py = np.full(ra.shape, np.nan), np.full(ra.shape, np.nan)
+    if (~bad_pos).any():
+        px[~bad_pos], py[~bad_pos] = wcs.world_to_pixel_values(ra[~bad_pos], dec[~bad_pos])
     inside = ((px >= -0.5) & (px < int(image_pixels) - 0.5) & (py >= -0.5)
               & (py < int(image_pixels) - 0.5))
-    if ra.size and not inside.any():
-        half = 0.5 * int(image_pixels) * float(pixel_arcsec) / 3600.0
-        raise InputFileError(
-            f"{p}: none of its {ra.size} events falls in the {image_pixels}x{image_pixels} px "
-            f"image centred on (RA, Dec) = ({ra0:.4f}, {dec0:.4f}) deg (half-width "
-            f"{half:.3f} deg); the events span RA {np.nanmin(ra):.4f}..{np.nanmax(ra):.4f}, "
-            f"Dec {np.nanmin(dec):.4f}..{np.nanmax(dec):.4f} deg. Give the cluster centre "
-            "inside the observed field (--ra/--dec, sky_center=...).")
-    log.info("%s: binned %d of %d events into %d^2 px of %.2f arcsec", p, int(cube.sum()),
-             ra.size, image_pixels, pixel_arcsec)
+    in_band = np.any(masks, axis=0) if masks else np.zeros(ra.shape, bool)
+    dropped = {"NaN RA/DEC": int(bad_pos.sum()),
+               "negative or non-finite PI": int((bad_pi & ~bad_pos).sum()),
+               f"outside the bands ({band_text})": int((~in_band & ~bad_pi & ~bad_pos).sum()),
+               f"outside the {image_pixels}x{image_pixels} px image": int(
+                   (in_band & ~bad_pos & ~inside).sum())}
+    edges = np.arange(int(image_pixels) + 1) - 0.5
+    cube = np.stack([np.histogram2d(py[m & inside], px[m & inside], bins=(edges, edges))[0]
+                     for m in masks])
+    used = int(cube.sum())
+    summary = ", ".join(f"{n} {why}" for why, n in dropped.items() if n) or "none"
+    if ra.size == 0 or used == 0:
+        if ra.size and not (inside & ~bad_pos).any() and (~bad_pos).any():
+            half = 0.5 * int(image_pixels) * float(pixel_arcsec) / 3600.0
+            raise InputFileError(
+                f"{p}: none of its {ra.size} events falls in the {image_pixels}x{image_pixels} "
+                f"px image centred on (RA, Dec) = ({ra0:.4f}, {dec0:.4f}) deg (half-width "
+                f"{half:.3f} deg); the events span RA {np.nanmin(ra):.4f}..{np.nanmax(ra):.4f},"
+                f" Dec {np.nanmin(dec):.4f}..{np.nanmax(dec):.4f} deg. Give the cluster centre "
+                "inside the observed field (--ra/--dec, sky_center=...).")
+        raise InputFileError(f"{p}: no event left in any band: {ra.size} rows, dropped "
+                             f"{summary}. Check the PI column and its TUNIT (channels, 'eV' "
+                             "or 'keV') and the RA/DEC columns.")
+    level = logging.WARNING if dropped["NaN RA/DEC"] or dropped["negative or non-finite PI"] \
+        else logging.INFO
+    log.log(level, "%s: binned %d of %d events into %d^2 px of %.2f arcsec; dropped: %s", p,
+            used, ra.size, image_pixels, pixel_arcsec, summary)
     return cube.astype(np.float32), wcs, header
 
 

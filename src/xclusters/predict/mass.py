@@ -28,22 +28,36 @@ def predict_mass_arrays(model, images: np.ndarray, batch_size: int = 64) -> np.n
                       dtype=np.float64).reshape(-1)
 
 
-def predict_mass(model_path: str | Path, fits_image: str | Path) -> float:
+def predict_mass(model_path: str | Path, fits_image: str | Path, *,
+                 allow_mismatch: bool = False) -> float:
     """log10(M500c / Msun) for one Chandra image (FITS, 128x128 counts, 0.5-7 keV).
+
+    The image is compared with the model's training record
+    (:func:`xclusters.predict.checks.check_input`): another instrument or pixel scale is an
+    error unless ``allow_mismatch``; another exposure is a warning; an all-zero image is an
+    error.
 
     Raises
     ------
     xclusters.predict.fitsio.InputFileError
-        When the image size does not match the model (naming both).
+        When the image size does not match the model (naming both), the image is empty, or
+        (:class:`~xclusters.predict.checks.InputMismatchError`) it was observed differently.
     """
+    from xclusters.models.record import read_training_record
+    from xclusters.predict import checks
     from xclusters.predict.fitsio import InputFileError, read_single_image
     from xclusters.predict.loading import load_trained_model
 
     model = load_trained_model(model_path, "mass")
-    img, _, _ = read_single_image(fits_image)
+    record = read_training_record(model_path)
     want = tuple(model.inputs[0].shape[1:3])
+    checks.check_image_size(fits_image, max(want), model_path)
+    img, wcs, header = read_single_image(fits_image)
     if img.shape != want:
         raise InputFileError(f"{fits_image}: image is {img.shape[0]}x{img.shape[1]} px but "
                              f"{model_path} expects {want[0]}x{want[1]} px (rebin the 20 arcmin "
                              "field to that size)")
+    checks.check_not_empty(img, fits_image)
+    checks.check_input(record, path=fits_image, header=header, wcs=wcs, model_path=model_path,
+                       allow_mismatch=allow_mismatch)
     return float(predict_mass_arrays(model, img[None])[0])

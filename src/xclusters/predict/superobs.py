@@ -54,8 +54,8 @@ def predict_superobs_arrays(model, inputs: np.ndarray, batch_size: int = 4) -> n
 
 def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str | Path,
                      sky_center=None, event_list: bool = False, nr_baseline: bool = False,
-                     image_pixels: int = 256, field_pixels: int = 300,
-                     pixel_arcsec: float = 9.6) -> dict:
+                     image_pixels: int | None = None, field_pixels: int = 300,
+                     pixel_arcsec: float | None = None, allow_mismatch: bool = False) -> dict:
     """Predict the 10 ks super observation for one eROSITA observation and write FITS.
 
     Parameters
@@ -78,14 +78,20 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
         the image's ``BKGANN1..3`` keywords (measured on the full field by the image stage);
         for event lists it is measured on a ``field_pixels`` field binned from the same
         events; otherwise on the image itself (with a warning).
-    image_pixels : int
-        Side of the binned image for event lists, pixels (``instruments.erosita.image_pixels``;
-        paper: 256).
+    image_pixels : int, optional
+        Side of the binned image for event lists, pixels; default the model's training size
+        (its training record, :mod:`xclusters.models.record`), else 256 (paper 000). Larger
+        than the training size is refused.
     field_pixels : int
         Side of the full field for the background annulus, pixels
         (``instruments.erosita.field_pixels``).
-    pixel_arcsec : float
-        Pixel size for event lists, arcsec (paper 000 Table 1: 9.6).
+    pixel_arcsec : float, optional
+        Pixel size for event lists, arcsec; default the training record's, else 9.6 (paper
+        000 Table 1).
+    allow_mismatch : bool
+        Accept an input from another instrument or at another pixel scale than the model's
+        training data (logged as a warning); otherwise that is an error
+        (:func:`xclusters.predict.checks.check_input`).
 
     Returns
     -------
@@ -98,7 +104,25 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
     from xclusters.predict.baseline import nr_baseline as make_nr
     from xclusters.provenance import provenance_record, sha256_file
 
+    from xclusters.io import check_output_path
+    from xclusters.models.record import read_training_record
+    from xclusters.predict import checks
+
+    is_path = isinstance(model_path, (str, Path))
+    check_output_path(out_fits, [model_path if is_path else None, input], option="out_fits")
     model = _model(model_path, "superobs")
+    record = read_training_record(model_path) if is_path else None
+    limit = checks.max_image_pixels(record)
+    if image_pixels is None:
+        image_pixels = limit
+    if pixel_arcsec is None:
+        pixel_arcsec = float((record or {}).get("pixel_arcsec") or fitsio.EROSITA_PIXEL_ARCSEC)
+    if int(image_pixels) < 1:
+        raise ValueError(f"image_pixels = {image_pixels}: must be a positive number of pixels")
+    if int(image_pixels) > limit:
+        raise fitsio.InputFileError(
+            f"image_pixels = {image_pixels} (--pixels): {model_path} accepts at most "
+            f"{limit}x{limit} px (its training size); bin a smaller image")
     background = None
     if event_list:
         cube, wcs, header = fitsio.bin_events(input, sky_center, image_pixels, pixel_arcsec)
@@ -107,6 +131,7 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
                                             pixel_arcsec)
             background = annulus_background(field)
     else:
+        checks.check_image_size(input, limit, model_path)
         cube, wcs, header = fitsio.read_band_image(input)
         if wcs is None:
             log.warning("%s: no celestial WCS in the header; the prediction has none", input)
@@ -118,8 +143,12 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
             log.warning("%s: no BKGANN1..%d keywords (full-field annulus background); measuring "
                         "the annulus on the image itself, which may not reach r = 140-145 px",
                         input, cube.shape[0])
+    checks.check_not_empty(cube, input)
+    checks.check_input(record, path=input, header=header, wcs=wcs, model_path=model_path,
+                       allow_mismatch=allow_mismatch)
     exposure = header.get("EXPOSURE")
-    if exposure is not None and abs(float(exposure) - EROSITA_EXPOSURE_S) > 0.01 * EROSITA_EXPOSURE_S:
+    if record is None and exposure is not None and \
+            abs(float(exposure) - EROSITA_EXPOSURE_S) > 0.01 * EROSITA_EXPOSURE_S:
         log.warning("%s: EXPOSURE = %s s, but the model was trained on %g s eROSITA images; "
                     "predictions scale with the counts", input, exposure, EROSITA_EXPOSURE_S)
     pred = predict_superobs_arrays(model, np.moveaxis(cube, 0, -1)[None], batch_size=1)[0]
