@@ -8,6 +8,13 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+# Snakemake's YAML loader keeps the last of duplicate keys and expands aliases without limit:
+# re-read the config files with the package's strict loader before validating.
+from xclusters.yaml_strict import check_files
+
+check_files(workflow.configfiles)
+
+
 validate(config, schema="workflow/schemas/config.schema.yaml")
 
 

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["ConfigError", "schema_path", "load_config", "validate_config", "run_dir"]
+__all__ = ["ConfigError", "schema_path", "load_config", "validate_config", "run_dir",
+           "check_results_dir"]
 
 
 class ConfigError(ValueError):
@@ -104,15 +105,38 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist. Pass --config with a YAML file "
                           f"such as config/config.yaml.")
+    from .yaml_strict import load_strict, truncate_lines
+
     with open(path) as fh:
-        try:
-            cfg = yaml.safe_load(fh) or {}
+        try:  # duplicate keys and alias bombs are errors (xclusters.yaml_strict)
+            cfg = load_strict(fh) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            raise ConfigError(truncate_lines(f"{path}: not valid YAML: {exc}")) from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(cfg)}.")
     cfg.update(overrides or {})
-    return validate_config(cfg, source=str(path))
+    try:
+        cfg = validate_config(cfg, source=str(path))
+    except ConfigError as exc:  # long values are cut in the message
+        raise ConfigError(truncate_lines(str(exc))) from None
+    check_results_dir(cfg, source=str(path))
+    return cfg
+
+
+def check_results_dir(config: Mapping[str, Any], source: str = "config") -> None:
+    """Refuse a ``results_dir`` (or ``<results_dir>/<run>``) that exists and is not a directory.
+
+    Also refuses a path below an existing file (``results_dir: notes.txt/out``).
+    """
+    for key, p in (("results_dir", Path(config["results_dir"])),
+                   ("results_dir/run", Path(config["results_dir"]) / str(config["run"]))):
+        for q in (p, *p.parents):
+            if q.exists():
+                if not q.is_dir():
+                    raise ConfigError(f"{source}: {key} = {str(p)!r}: {q} exists and is not a "
+                                      "directory. Point results_dir at a directory (new or "
+                                      "existing).")
+                break
 
 
 def run_dir(config: Mapping[str, Any]) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -176,6 +177,8 @@ def cmd_predict_mass(a) -> int:
 def cmd_run(a) -> int:
     import subprocess
 
+    from .runlock import clear_stale_lock, owned_run, unlock
+
     root = Path(__file__).resolve().parents[3]
     snakefile = root / "Snakefile"
     if not snakefile.is_file():
@@ -186,16 +189,44 @@ def cmd_run(a) -> int:
             str(a.config), "--cores", str(a.cores), "--rerun-incomplete"]
     if a.profile:
         base += ["--profile", a.profile]
+    workdir = Path.cwd()  # Snakemake's working directory and lock
+    if a.unlock:
+        return unlock(workdir, base)
+    # a lock left by a killed run is removed (logged); one held by a live run is refused
+    clear_stale_lock(workdir, base)
     if a.dry_run:
         return subprocess.call(base + ["-n"])
-    rc = subprocess.call(base)
-    if rc:
-        return rc
-    report = run_dir / "report.html"
-    rc = subprocess.call(base + ["--report", str(report)])
+    started = time.time()
+    with owned_run(workdir, ["xclusters", *sys.argv[1:]]):
+        rc = subprocess.call(base)
+        if rc:
+            _report_disk_full(run_dir, started)
+            return rc
+        report = run_dir / "report.html"
+        rc = subprocess.call(base + ["--report", str(report)])
     if rc == 0:
         print(f"report: {report}")
     return rc
+
+
+def _report_disk_full(run_dir: Path, since: float) -> None:
+    """After a failed run: repeat the "no space left on device" lines of its job logs."""
+    import logging
+
+    lines = []
+    for f in sorted((run_dir / "logs").glob("*.log")) if (run_dir / "logs").is_dir() else []:
+        try:
+            if f.stat().st_mtime < since:
+                continue
+            lines += [f"{f.name}: {ln.strip()}" for ln in f.read_text(errors="replace")
+                      .splitlines() if "no space left on device" in ln.lower()]
+        except OSError:
+            continue
+    if lines:
+        logging.getLogger("xclusters").error(
+            "run failed: no space left on device (%d log lines); first: %s. Free space on that "
+            "file system (or point results_dir elsewhere) and rerun the same command: finished "
+            "clusters are kept.", len(lines), lines[0][:400])
 
 
 # --------------------------------------------------------------------------- output guard
@@ -282,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cores", type=int, default=2, help="cores for Snakemake (default 2)")
     sp.add_argument("--profile", help="Snakemake profile dir, e.g. config/profiles/slurm")
     sp.add_argument("-n", "--dry-run", action="store_true", help="show the jobs only")
+    sp.add_argument("--unlock", action="store_true",
+                    help="remove Snakemake's lock left by a killed run, then exit (a stale lock "
+                         "is also removed automatically; a live run's lock is refused)")
 
     sp = add("check-config", cmd_check_config, "validate a config file against the schema")
     config_arg(sp, required=False)
