@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import yaml
 
-__all__ = ["StrictYAMLError", "MAX_NODES", "MAX_VALUE_CHARS", "load_strict", "short_repr",
+__all__ = ["StrictYAMLError", "MAX_NODES", "MAX_VALUE_CHARS", "MAX_MESSAGE_LINES", "load_strict", "short_repr",
            "truncate_lines", "check_files"]
 
 #: Largest expanded node count of a configuration: config/paper.yaml has ~400 nodes, so this
@@ -39,10 +39,19 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     return f"{text[:limit]}... ({len(text)} characters)"
 
 
-def truncate_lines(text: str, limit: int = 4 * MAX_VALUE_CHARS) -> str:
-    """Cut each line of a message to ``limit`` characters."""
-    return "\n".join(line if len(line) <= limit else
-                     f"{line[:limit]}... ({len(line)} characters)" for line in text.splitlines())
+#: Most lines (one per problem) of an error message.
+MAX_MESSAGE_LINES = 20
+
+
+def truncate_lines(text: str, limit: int = 4 * MAX_VALUE_CHARS,
+                   max_lines: int = MAX_MESSAGE_LINES) -> str:
+    """Cut each line of a message to ``limit`` characters and keep at most ``max_lines``."""
+    lines = text.splitlines()
+    out = [line if len(line) <= limit else f"{line[:limit]}... ({len(line)} characters)"
+           for line in lines[:max_lines]]
+    if len(lines) > max_lines:
+        out.append(f"... and {len(lines) - max_lines} more lines")
+    return "\n".join(out)
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:

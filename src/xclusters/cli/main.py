@@ -426,11 +426,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     from ..config import ConfigError
+    from ..io import OutputPathError
 
-    try:
+    try:  # before the log file is opened: --log may itself name an input
         _check_outputs(args)
+    except OutputPathError as exc:
+        setup_logging(None, getattr(args, "verbose", False))
+        import logging
+
+        logging.getLogger("xclusters").error("%s failed: %s", args.command, exc)
+        return 1
+    setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
+    try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"xclusters {args.command}: configuration error:\n{exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from tqdm.auto import tqdm
 
 from .cost import submission_order
-from .errors import ClusterFailure, StageError
+from .errors import ClusterFailure, DiskFullError, StageError
 
 __all__ = ["Failure", "map_clusters", "item_id"]
 
@@ -67,6 +67,8 @@ def _serial(func, items, ids, retries, on_error, desc, default_stage, bar):
             try:
                 results.append(func(item))
                 break
+            except DiskFullError:
+                raise  # every later cluster would fail the same way: stop the job
             except Exception as exc:  # noqa: BLE001 - recorded or re-raised below
                 if attempt < retries:
                     log.warning("%s: cluster %s failed (attempt %d of %d), retrying: %s", desc,
@@ -172,6 +174,8 @@ def _distributed(func, items, ids, client, retries, on_error, desc, default_stag
                     exc = fut.exception()
                 except BaseException as err:  # noqa: BLE001 - e.g. CancelledError
                     exc = err
+                if isinstance(exc, DiskFullError):
+                    raise exc  # every later cluster would fail the same way: stop the job
                 fail = _failure_from(ids[i], exc, default_stage)
                 log.error("%s: cluster %s failed in %s: %s", desc, ids[i], fail.stage,
                           fail.error)

@@ -25,7 +25,7 @@ from astropy.table import Table
 
 from ..io import atomic_path, remove_stale_temporaries
 from .cost import costs_for, expected_cost
-from .errors import StageError
+from .errors import StageError, disk_full_from, probe_disk_full
 from .mapping import map_clusters
 
 __all__ = ["split_shards", "run_shard", "read_manifest", "manifest_path_for", "enabled_instruments",
@@ -156,8 +156,17 @@ class _ShardTask:
     def __call__(self, row: dict) -> dict:
         start, cpu0 = time.time(), _process_cpu()
         cid = str(row["cluster_id"])
-        remove_stale_temporaries(Path(self.clusters_dir) / cid)
-        result = self.cluster_func(row, self.config, self.clusters_dir) or {}
+        cdir = Path(self.clusters_dir) / cid
+        remove_stale_temporaries(cdir)
+        try:
+            result = self.cluster_func(row, self.config, self.clusters_dir) or {}
+        except Exception as exc:
+            # a failed cluster leaves no temporary files (a full disk most of all)
+            remove_stale_temporaries(cdir)
+            full = disk_full_from(exc, cdir, cid)
+            if full is not None:
+                raise full from exc
+            raise
         expected = self.expected_outputs(row, Path(self.clusters_dir))
         missing = [str(p) for p in expected if not Path(p).is_file()]
         if missing:
@@ -291,9 +300,20 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
     log.info("%s: %d clusters, %d already built, %d to build", shard_path.name, len(rows),
              len(rows) - len(todo), len(todo))
     task = _ShardTask(cluster_func, dict(config), clusters_dir, expected_outputs)
-    results, failures = map_clusters(task, todo, client=client, retries=retries,
-                                     on_error=on_error, desc=shard_path.stem,
-                                     default_stage="build", costs=costs_for(todo, cost))
+    try:
+        results, failures = map_clusters(task, todo, client=client, retries=retries,
+                                         on_error=on_error, desc=shard_path.stem,
+                                         default_stage="build", costs=costs_for(todo, cost))
+    except BaseException:
+        _remove_temporaries(clusters_dir, todo)
+        raise
+    if failures:
+        _remove_temporaries(clusters_dir, [{"cluster_id": f.cluster_id} for f in failures])
+    if any(f.stage == "worker" for f in failures):
+        # a worker that died without a Python error: a full disk can do that in native code
+        full = probe_disk_full(clusters_dir)
+        if full is not None:
+            raise full
     _log_timings(shard_path.name, results)
     for res in results:
         status[res["cluster_id"]] = {"status": "ok", "stage": "", "error": "",
@@ -315,6 +335,12 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
         log.warning("%s: %d clusters failed; see %s", shard_path.name, len(failures),
                     manifest_path)
     return manifest_path
+
+
+def _remove_temporaries(clusters_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Remove temporary files of clusters no task is writing any more (failed or cancelled)."""
+    for row in rows:
+        remove_stale_temporaries(Path(clusters_dir) / str(row["cluster_id"]))
 
 
 def _log_timings(name: str, results: Sequence[Mapping[str, Any]]) -> None:
