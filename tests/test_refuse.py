@@ -197,6 +197,15 @@ def test_predict_out_naming_the_input_image_or_model_is_refused(infer, tmp_path,
     load_trained_model(model, "superobs")  # still a model
 
 
+def test_predict_out_naming_another_model_is_refused(infer, tmp_path, capsys, caplog):
+    other = tmp_path / "other.keras"
+    other.write_bytes((infer / "mass.keras").read_bytes())
+    before = snapshot(other)
+    rc, text = run_cli(_predict(infer, "erosita.fits", out=other), capsys, caplog)
+    assert_failed(rc, text, rf"--out {other} is a trained Keras model; refusing")
+    assert_unchanged(before)
+
+
 @pytest.mark.parametrize("kind", ["directory", "fifo"])
 def test_predict_out_that_is_not_a_regular_file_is_refused(infer, tmp_path, capsys, caplog,
                                                            kind):

@@ -160,15 +160,30 @@ def _same_file(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _is_keras_model(path: Path) -> bool:
+    """True for a ``.keras`` archive (a zip holding Keras's ``config.json``)."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+    except OSError:
+        return False
+    return {"config.json", "metadata.json"} <= names
+
+
 def check_output_path(out: str | Path, inputs=(), *, option: str = "--out",
-                      directory: bool = False) -> Path:
+                      directory: bool = False, protect_models: bool = False) -> Path:
     """Refuse an output path that would destroy something the command reads or needs.
 
     An output may be a new path or an existing regular file (replaced atomically by the
     writer); with ``directory=True`` a new path or an existing directory. It is refused when
     it resolves (symbolic links followed, same inode for hard links) to one of ``inputs``
-    (input files, models, configs), or when it exists and is something else: a device such
-    as ``/dev/null``, a directory where a file is written, a FIFO or socket.
+    (input files, models, configs), when it exists and is something else: a device such
+    as ``/dev/null``, a directory where a file is written, a FIFO or socket, and (with
+    ``protect_models``) when it is a trained model.
 
     Parameters
     ----------
@@ -180,6 +195,9 @@ def check_output_path(out: str | Path, inputs=(), *, option: str = "--out",
         The option that named ``out``, for the message.
     directory : bool
         ``out`` is an output directory rather than a file.
+    protect_models : bool
+        Also refuse an existing trained model (a ``.keras`` archive), for commands that do
+        not write models.
 
     Returns
     -------
@@ -216,4 +234,7 @@ def check_output_path(out: str | Path, inputs=(), *, option: str = "--out",
                 (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "not a regular file")
         raise OutputPathError(f"{option} {out} is {kind}; refusing to replace it. Give a file "
                               "path (new or a regular file).")
+    elif protect_models and _is_keras_model(out):
+        raise OutputPathError(f"{option} {out} is a trained Keras model; refusing to replace "
+                              "it. Choose a new output path.")
     return out

@@ -258,16 +258,19 @@ def _check_outputs(a) -> None:
         value = getattr(a, name, None)
         inputs += list(value) if isinstance(value, (list, tuple)) else [value]
     inputs = [p for p in inputs if p is not None]
+    models_out = a.command.startswith("train-")  # only training writes (over) models
     for name in files:
         if getattr(a, name, None) is not None:
-            check_output_path(getattr(a, name), inputs, option="--" + name.replace("_", "-"))
+            check_output_path(getattr(a, name), inputs, option="--" + name.replace("_", "-"),
+                              protect_models=not models_out)
     for name in dirs:
         if getattr(a, name, None) is not None:
             check_output_path(getattr(a, name), inputs, option="--" + name.replace("_", "-"),
                               directory=True)
     log_file = getattr(a, "log", None)
     if log_file is not None and not (Path(log_file).exists() and not Path(log_file).is_file()):
-        check_output_path(log_file, inputs, option="--log")  # appending would corrupt an input
+        # appending would corrupt an input or a model
+        check_output_path(log_file, inputs, option="--log", protect_models=True)
 
 
 # --------------------------------------------------------------------------- parser
