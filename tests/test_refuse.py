@@ -413,6 +413,9 @@ def test_model_without_record_predicts_with_a_warning(infer, tmp_path, capsys, c
 def _run_config(d: Path) -> Path:
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
     cfg["results_dir"] = str(d / "results")
+    table = Path(cfg["emission"]["apec_table_path"] or "")
+    if cfg["emission"]["apec_table_path"] and not table.is_absolute():  # relative to the repo
+        cfg["emission"]["apec_table_path"] = str((REPO / table).resolve())
     path = d / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
