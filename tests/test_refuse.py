@@ -682,3 +682,15 @@ def test_xclusters_run_repeats_the_disk_full_line(tmp_path, capsys, caplog):
         _report_disk_full(tmp_path / "run", since=0.0)
     assert "run failed: no space left on device" in caplog.text
     assert "build_shard_000.log" in caplog.text and "/r/c000/p.h5" in caplog.text
+
+
+def test_probe_finds_a_full_disk(small_fs):
+    """After a KilledWorker (no Python error) the shard job probes the clusters directory."""
+    from xclusters.parallel.errors import probe_disk_full
+
+    assert probe_disk_full(small_fs) is None
+    (small_fs / "fill").write_bytes(b"\0" * (2**20 - 4096 * 2))
+    full = probe_disk_full(small_fs)
+    assert full is not None and str(full).startswith(f"no space left on device writing "
+                                                     f"{small_fs}")
+    assert not [p for p in small_fs.iterdir() if p.name != "fill"]

@@ -227,6 +227,12 @@ def _report_disk_full(run_dir: Path, since: float) -> None:
             "run failed: no space left on device (%d log lines); first: %s. Free space on that "
             "file system (or point results_dir elsewhere) and rerun the same command: finished "
             "clusters are kept.", len(lines), lines[0][:400])
+        return
+    from ..parallel.errors import probe_disk_full
+
+    full = probe_disk_full(run_dir) if run_dir.is_dir() else None  # the logs may not fit
+    if full is not None:
+        logging.getLogger("xclusters").error("run failed: %s", full)
 
 
 # --------------------------------------------------------------------------- output guard

@@ -78,11 +78,12 @@ class DiskFullError(OSError):
     def __init__(self, path: str, cluster_id: str | None = None, detail: str = ""):
         where = f" (cluster {cluster_id})" if cluster_id else ""
         free = _free_text(path)
+        cleaned = ", this cluster's temporary files were removed" if cluster_id else ""
         super().__init__(errno.ENOSPC,
                          f"no space left on device writing {path}{where}{free}; free space on "
                          "that file system (or point results_dir elsewhere) and rerun: "
-                         "finished clusters are kept, this cluster's temporary files were "
-                         f"removed{f' [{detail}]' if detail else ''}")
+                         f"finished clusters are kept{cleaned}"
+                         f"{f' [{detail}]' if detail else ''}")
         self.path = str(path)
         self.cluster_id = cluster_id
         self.detail = detail
@@ -146,7 +147,9 @@ def probe_disk_full(directory: str | Path) -> DiskFullError | None:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        return disk_full_from(exc, directory)
+        if disk_full_from(exc, directory) is not None:
+            return DiskFullError(str(directory), None, f"a {PROBE_BYTES}-byte test write failed")
+        return None
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
