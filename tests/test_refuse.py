@@ -36,32 +36,13 @@ import yaml  # noqa: E402
 from astropy.io import fits  # noqa: E402
 from astropy.table import Table  # noqa: E402
 
+from test_bad_inputs import _restore_log_handlers, run_cli  # noqa: E402,F401 - shared CLI driver
 from xclusters.cli.main import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / "config" / "test.yaml"
 N = 32
 RA0, DEC0 = 150.0, 2.2
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_handlers():
-    logger = logging.getLogger("xclusters")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-
-
-def run_cli(argv, capsys, caplog) -> tuple[int, str]:
-    """Run ``xclusters <argv>``; return the exit code and everything printed or logged."""
-    caplog.clear()
-    logger = logging.getLogger("xclusters")
-    logger.handlers[:] = [h for h in logger.handlers if type(h) is not logging.StreamHandler]
-    with caplog.at_level(logging.INFO, logger="xclusters"):
-        rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, "\n".join([out.out, out.err, caplog.text])
 
 
 def assert_failed(rc, text, *patterns, code=1):
