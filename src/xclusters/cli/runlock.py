@@ -131,9 +131,10 @@ def _holder(workdir: Path) -> str | None:
     if owner and owner.get("host") != socket.gethostname():
         return (f"{_describe(owner)}: another host, whose processes cannot be checked from "
                 f"here. If that run is dead, run `xclusters run --unlock` there or here")
-    if owner and owner.get("pid") not in _ancestors() and _pid_alive(owner["pid"]) and \
-            "xclusters" in _cmdline(int(owner["pid"])):
-        return _describe(owner)
+    if owner and owner.get("pid") not in _ancestors() and _pid_alive(owner["pid"]):
+        # a reused pid runs something else; without /proc the command cannot be read
+        if not Path("/proc").is_dir() or "xclusters" in _cmdline(int(owner["pid"])):
+            return _describe(owner)
     return None
 
 
