@@ -83,12 +83,12 @@ def _image(path, data, pixel_arcsec, **cards):
     return path
 
 
-def _events(path, ra, dec, pi, unit="chan", rows=None):
+def _events(path, ra, dec, pi, unit="chan", telescope=("eROSITA", "TM0")):
     t = fits.BinTableHDU.from_columns([fits.Column("RA", "D", "deg", array=ra),
                                        fits.Column("DEC", "D", "deg", array=dec),
                                        fits.Column("PI", "E", unit, array=pi)], name="EVENTS")
-    t.header.update({"EXPOSURE": 2000.0, "RA_PNT": RA0, "DEC_PNT": DEC0, "TELESCOP": "eROSITA",
-                     "INSTRUME": "TM0"})
+    t.header.update({"EXPOSURE": 2000.0, "RA_PNT": RA0, "DEC_PNT": DEC0,
+                     "TELESCOP": telescope[0], "INSTRUME": telescope[1]})
     fits.HDUList([fits.PrimaryHDU(), t]).writeto(path)
     return path
 
@@ -145,6 +145,7 @@ def infer(tmp_path_factory):
     ra_nan[:7] = np.nan
     _events(d / "events_nan.fits", ra_nan, dec, pi)
     _events(d / "events_empty.fits", ra[:0], dec[:0], pi[:0])
+    _events(d / "events_chandra.fits", ra, dec, pi, telescope=("CHANDRA", "ACIS"))
     return d
 
 
@@ -334,6 +335,9 @@ PREDICT_ERRORS = [
      [r"image is 64x64 px but .* expects 32x32 px at most"]),
     ("--pixels above the trained size", lambda d: _predict(d, "events.fits", "--pixels", 64),
      [r"image_pixels = 64 \(--pixels\): .*superobs\.keras accepts at most 32x32 px"]),
+    ("Chandra event list", lambda d: _predict(d, "events_chandra.fits"),
+     [r"events_chandra\.fits: instrument 'chandra_acisi' \(INSTRUME = 'ACIS'\), but .*"
+      r"superobs\.keras was trained on 'erosita'"]),
     ("zero-row event list", lambda d: _predict(d, "events_empty.fits"),
      [r"events_empty\.fits: no event left in any band: 0 rows"]),
     ("every PI negative", lambda d: _predict(d, "events_allneg.fits"),
