@@ -17,8 +17,8 @@ from typing import Any, TextIO
 
 import yaml
 
-__all__ = ["StrictYAMLError", "MAX_NODES", "MAX_VALUE_CHARS", "MAX_MESSAGE_LINES", "load_strict", "short_repr",
-           "truncate_lines", "check_files"]
+__all__ = ["StrictYAMLError", "MAX_NODES", "MAX_VALUE_CHARS", "MAX_MESSAGE_LINES",
+           "load_strict", "short_repr", "truncate_lines", "check_files"]
 
 #: Largest expanded node count of a configuration: config/paper.yaml has ~400 nodes, so this
 #: leaves a factor of 250 for hand-written lists while a bomb stops at once.

@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["EROSITA_PI_BANDS", "EROSITA_ENERGY_BANDS_KEV", "BAND_NAMES", "EROSITA_PIXEL_ARCSEC",
-           "EROSITA_N_CHANNELS", "COUNT_UNITS", "CHANNEL_UNITS", "InputFileError", "tan_wcs", "read_band_image",
-           "read_single_image", "bin_events", "write_prediction_fits"]
+           "EROSITA_N_CHANNELS", "COUNT_UNITS", "CHANNEL_UNITS", "InputFileError", "tan_wcs",
+           "read_band_image", "read_single_image", "bin_events", "write_prediction_fits"]
 
 log = logging.getLogger("xclusters.predict")
 
