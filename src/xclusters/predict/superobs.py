@@ -99,14 +99,12 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
         ``out_fits``, ``prediction`` ``(3, H, W)``, ``input`` ``(3, H, W)``, ``baseline`` (or
         None) and ``background`` (per band counts/pixel, or None).
     """
-    from xclusters.predict import fitsio
+    from xclusters.io import check_output_path
+    from xclusters.models.record import read_training_record
+    from xclusters.predict import checks, fitsio
     from xclusters.predict.baseline import annulus_background
     from xclusters.predict.baseline import nr_baseline as make_nr
     from xclusters.provenance import provenance_record, sha256_file
-
-    from xclusters.io import check_output_path
-    from xclusters.models.record import read_training_record
-    from xclusters.predict import checks
 
     is_path = isinstance(model_path, (str, Path))
     check_output_path(out_fits, [model_path if is_path else None, input], option="out_fits")
