@@ -433,7 +433,7 @@ def test_lock_of_a_dead_run_is_cleared_and_a_live_one_refused(tmp_path):
     assert _no_locks(locks)
     # a live run: a process in the directory with snakemake in its command line
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                             "snakemake-standin"], cwd=tmp_path)
+                             "snakemake"], cwd=tmp_path)
     try:
         _fake_lock(tmp_path, live.pid)
         res = _xclusters(tmp_path, "run", "--config", cfg, "-n")
@@ -449,6 +449,17 @@ def test_lock_of_a_dead_run_is_cleared_and_a_live_one_refused(tmp_path):
     res = _xclusters(tmp_path, "run", "--config", cfg, "--unlock")
     assert res.returncode == 0, res.stderr
     assert _no_locks(locks)
+
+
+def test_live_run_check_reads_program_names_not_paths():
+    """A checkout in a folder called xclusters must not make pytest look like a live run."""
+    from xclusters.cli.runlock import _program_names
+
+    assert not _program_names("/ci/xclusters/.venv/bin/python -m pytest tests") & {
+        "xclusters", "snakemake"}
+    assert "xclusters" in _program_names("/ci/.venv/bin/python /ci/.venv/bin/xclusters run")
+    assert "snakemake" in _program_names("/ci/.venv/bin/python -m snakemake --cores 2")
+    assert "xclusters" in _program_names("/bin/bash -c set -euo pipefail;  xclusters build-shard")
 
 
 @pytest.mark.slow

@@ -69,6 +69,19 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _program_names(cmd: str) -> set[str]:
+    """Base names of the programs a command line runs (its first words, ``-m`` modules and
+    the words of a ``bash -c`` script), not of every path in it: a checkout that lives in a
+    folder called ``xclusters`` must not make ``python -m pytest`` look like a run."""
+    words = cmd.split()
+    names = {os.path.basename(w) for w in words[:3]}
+    if "-m" in words[:3]:
+        names.add(words[words.index("-m") + 1] if words.index("-m") + 1 < len(words) else "")
+    if len(words) > 2 and words[1] == "-c":
+        names |= {os.path.basename(w.strip(";'\"")) for w in words[2:]}
+    return names
+
+
 def live_processes(workdir: str | Path, words: Sequence[str] = ("snakemake", "xclusters")
                    ) -> list[tuple[int, str]]:
     """Processes (not this one or its parents) running in ``workdir`` with one of ``words``.
@@ -90,7 +103,7 @@ def live_processes(workdir: str | Path, words: Sequence[str] = ("snakemake", "xc
         except OSError:
             continue
         cmd = _cmdline(int(entry.name))
-        if any(w in cmd for w in words):
+        if _program_names(cmd) & set(words):
             found.append((int(entry.name), cmd))
     return sorted(found)
 
@@ -133,7 +146,8 @@ def _holder(workdir: Path) -> str | None:
                 f"here. If that run is dead, run `xclusters run --unlock` there or here")
     if owner and owner.get("pid") not in _ancestors() and _pid_alive(owner["pid"]):
         # a reused pid runs something else; without /proc the command cannot be read
-        if not Path("/proc").is_dir() or "xclusters" in _cmdline(int(owner["pid"])):
+        if (not Path("/proc").is_dir()
+                or "xclusters" in _program_names(_cmdline(int(owner["pid"])))):
             return _describe(owner)
     return None
 
