@@ -1,4 +1,7 @@
-# Shared helpers: resolved config, output paths, input functions, resources.
+# Shared helpers: resolved config, stage fingerprints, output paths, input functions, resources.
+# Parsing this file writes nothing (snakemake -n, --lint and --report leave results/ alone):
+# the resolved config is written by the local rule `resolved_config`.
+import hashlib
 import json
 from pathlib import Path
 
@@ -6,26 +9,37 @@ import yaml
 
 # The package re-validates with its own loader, which names key, value and expectation.
 from xclusters.config import validate_config
-from xclusters.provenance import config_hash
+from xclusters.stages import build_stages, combined_fingerprint
 
 XC = validate_config(config, source="snakemake config")
 RUN = str(Path(XC["results_dir"]) / XC["run"])
-CONFIG_HASH = config_hash(XC)
-
-
-def _freeze_config():
-    """Write the resolved config once per content; rules read it (params carry the hash)."""
-    path = Path(RUN) / "config.resolved.yaml"
-    text = yaml.safe_dump(XC, sort_keys=True)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return str(path)
-
-
-RESOLVED = _freeze_config()
+RESOLVED = f"{RUN}/config.resolved.yaml"
+# One fingerprint per stage (xclusters.stages): each rule's params carry only its own, so a
+# changed key reruns its stage and what depends on it, nothing upstream.
+STAGES = build_stages(XC)
+FP = {name: stage.fingerprint() for name, stage in STAGES.items()}
+FP["build_shard"] = combined_fingerprint(
+    s for n, s in STAGES.items() if n.split(".")[0] in ("source", "photons", "events", "images"))
 MASS_FOLDS = XC["train"]["mass"]["folds"]
-CHANDRA = XC["instruments"]["chandra_acisi"].get("enabled", True)
+CHANDRA = XC["instruments"]["chandra_acisi"]["enabled"]
+
+
+localrules:
+    resolved_config,
+
+
+rule resolved_config:
+    """The resolved config (user file over the defaults) that every job reads. Its hash covers
+    every key, so it is rewritten whenever the config changes; rules take it as ancient()
+    input, so only their own stage fingerprint (params) decides whether they rerun."""
+    output:
+        RESOLVED,
+    params:
+        config_hash=hashlib.sha256(json.dumps(XC, sort_keys=True).encode()).hexdigest()[:16],
+    run:
+        from xclusters.io import atomic_write_text
+
+        atomic_write_text(output[0], yaml.safe_dump(XC, sort_keys=True))
 
 
 wildcard_constraints:

@@ -3,6 +3,7 @@
 
 rule dataset:
     input:
+        config=ancient(RESOLVED),
         sample=f"{RUN}/sample.ecsv",
         manifests=shard_manifests,
     output:
@@ -10,12 +11,11 @@ rule dataset:
     log:
         f"{RUN}/logs/dataset.log",
     params:
-        config=RESOLVED,
-        config_hash=CONFIG_HASH,
+        fingerprint=FP["dataset"],
     threads: 1
     resources:
         mem_mb=get_mem_mb(4000),
         runtime=30,
     shell:
-        "xclusters dataset --config {params.config} --sample {input.sample} "
+        "xclusters dataset --config {input.config} --sample {input.sample} "
         "--manifests {input.manifests} --out {output} --log {log}"

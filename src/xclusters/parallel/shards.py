@@ -228,7 +228,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
               expected_outputs: Callable[[dict, Path], list[Path]] | None = None,
               manifest_path: str | Path | None = None, retries: int | None = None,
               on_error: str | None = None,
-              cost: Callable[[dict], float | None] | None = expected_cost) -> Path:
+              cost: Callable[[dict], float | None] | None = expected_cost,
+              is_current: Callable[[dict, Path], bool] | None = None) -> Path:
     """Build every cluster of a shard (resuming) and write its manifest atomically.
 
     Parameters
@@ -260,6 +261,11 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
         :func:`xclusters.parallel.cost.expected_cost` (expected photon count from ``m500c``
         and ``redshift``); ``None`` submits in shard order. Outputs and the manifest do not
         depend on it.
+    is_current : callable, optional
+        ``(row, clusters_dir) -> bool``: whether a cluster whose outputs all exist was made
+        with the current settings (e.g. their recorded stage fingerprints match,
+        :mod:`xclusters.stages`); a cluster for which it is false is built again. Default:
+        existing outputs are current.
 
     Returns
     -------
@@ -283,7 +289,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
     for row in rows:
         cid = str(row["cluster_id"])
         expected = expected_outputs(row, clusters_dir)
-        if expected and all(Path(p).is_file() for p in expected):
+        if (expected and all(Path(p).is_file() for p in expected)
+                and (is_current is None or is_current(row, clusters_dir))):
             status[cid] = {"status": "skipped-existing", "stage": "", "error": "",
                            "outputs": _relative([str(p) for p in expected], clusters_dir)}
         else:
