@@ -2,21 +2,20 @@
 
 
 rule sample:
-    input:
-        config=ancient(RESOLVED),
     output:
         sample=f"{RUN}/sample.ecsv",
         neighbours=f"{RUN}/neighbours.ecsv",
     log:
         f"{RUN}/logs/sample.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["sample"],
     threads: 1
     resources:
         mem_mb=get_mem_mb(1000),
         runtime=10,
     shell:
-        "xclusters sample --config {input.config} --out {output.sample} "
+        "xclusters sample --config {params.config} --out {output.sample} "
         "--neighbours {output.neighbours} --log {log}"
 
 

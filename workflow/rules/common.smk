@@ -1,7 +1,6 @@
 # Shared helpers: resolved config, stage fingerprints, output paths, input functions, resources.
 # Parsing this file writes nothing (snakemake -n, --lint and --report leave results/ alone):
-# the resolved config is written by the local rule `resolved_config`.
-import hashlib
+# the resolved config is written by the onstart handler below.
 import json
 from pathlib import Path
 
@@ -24,22 +23,17 @@ MASS_FOLDS = XC["train"]["mass"]["folds"]
 CHANDRA = XC["instruments"]["chandra_acisi"]["enabled"]
 
 
-localrules:
-    resolved_config,
+onstart:
+    # The resolved config every job reads (their params name its path and carry their own
+    # stage fingerprint). Written here, once Snakemake holds its lock and only for a real run
+    # (not -n, --lint, --report; jobs on a cluster run with --no-hooks), and only when the
+    # content changed, so a refused second run cannot change what a running one reads.
+    from xclusters.io import atomic_write_text
 
-
-rule resolved_config:
-    """The resolved config (user file over the defaults) that every job reads. Its hash covers
-    every key, so it is rewritten whenever the config changes; rules take it as ancient()
-    input, so only their own stage fingerprint (params) decides whether they rerun."""
-    output:
-        RESOLVED,
-    params:
-        config_hash=hashlib.sha256(json.dumps(XC, sort_keys=True).encode()).hexdigest()[:16],
-    run:
-        from xclusters.io import atomic_write_text
-
-        atomic_write_text(output[0], yaml.safe_dump(XC, sort_keys=True))
+    _text = yaml.safe_dump(XC, sort_keys=True)
+    if not Path(RESOLVED).is_file() or Path(RESOLVED).read_text() != _text:
+        Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(RESOLVED, _text)
 
 
 wildcard_constraints:

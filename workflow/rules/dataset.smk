@@ -3,7 +3,6 @@
 
 rule dataset:
     input:
-        config=ancient(RESOLVED),
         sample=f"{RUN}/sample.ecsv",
         manifests=shard_manifests,
     output:
@@ -11,11 +10,12 @@ rule dataset:
     log:
         f"{RUN}/logs/dataset.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["dataset"],
     threads: 1
     resources:
         mem_mb=get_mem_mb(4000),
         runtime=30,
     shell:
-        "xclusters dataset --config {input.config} --sample {input.sample} "
+        "xclusters dataset --config {params.config} --sample {input.sample} "
         "--manifests {input.manifests} --out {output} --log {log}"

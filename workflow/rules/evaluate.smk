@@ -3,7 +3,6 @@
 
 rule evaluate_superobs:
     input:
-        config=ancient(RESOLVED),
         dataset=f"{RUN}/dataset.h5",
         predictions=f"{RUN}/predictions/superobs_test.h5",
     output:
@@ -11,6 +10,7 @@ rule evaluate_superobs:
     log:
         f"{RUN}/logs/evaluate_superobs.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["evaluate"],
         outdir=output_dir,
     threads: 1
@@ -18,13 +18,12 @@ rule evaluate_superobs:
         mem_mb=get_mem_mb(4000),
         runtime=30,
     shell:
-        "xclusters evaluate-superobs --config {input.config} --dataset {input.dataset} "
+        "xclusters evaluate-superobs --config {params.config} --dataset {input.dataset} "
         "--predictions {input.predictions} --outdir {params.outdir} --log {log}"
 
 
 rule evaluate_mass:
     input:
-        config=ancient(RESOLVED),
         dataset=f"{RUN}/dataset.h5",
         predictions=f"{RUN}/predictions/mass.ecsv",
         models=expand(f"{RUN}/models/mass_fold{{fold}}.keras", fold=MASS_FOLDS),
@@ -33,6 +32,7 @@ rule evaluate_mass:
     log:
         f"{RUN}/logs/evaluate_mass.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["evaluate"],
         outdir=output_dir,
     threads: 2
@@ -40,14 +40,13 @@ rule evaluate_mass:
         mem_mb=get_mem_mb(3000),
         runtime=30,
     shell:
-        "xclusters evaluate-mass --config {input.config} --dataset {input.dataset} "
+        "xclusters evaluate-mass --config {params.config} --dataset {input.dataset} "
         "--predictions {input.predictions} --models {input.models} --outdir {params.outdir} "
         "--log {log}"
 
 
 rule evaluate_superobs_trainval:
     input:
-        config=ancient(RESOLVED),
         dataset=f"{RUN}/dataset.h5",
         predictions=f"{RUN}/predictions/superobs_trainval.h5",
     output:
@@ -61,6 +60,7 @@ rule evaluate_superobs_trainval:
     log:
         f"{RUN}/logs/evaluate_superobs_trainval.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["evaluate"],
         outdir=output_dir,
     threads: 1
@@ -68,5 +68,5 @@ rule evaluate_superobs_trainval:
         mem_mb=get_mem_mb(4000),
         runtime=30,
     shell:
-        "xclusters evaluate-superobs --config {input.config} --dataset {input.dataset} "
+        "xclusters evaluate-superobs --config {params.config} --dataset {input.dataset} "
         "--predictions {input.predictions} --outdir {params.outdir} --log {log}"

@@ -3,7 +3,6 @@
 
 rule build_shard:
     input:
-        config=ancient(RESOLVED),
         shard=f"{RUN}/shards/shard_{{shard}}.ecsv",
         neighbours=f"{RUN}/neighbours.ecsv",
     output:
@@ -11,6 +10,7 @@ rule build_shard:
     log:
         f"{RUN}/logs/build_shard_{{shard}}.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["build_shard"],
         clusters=f"{RUN}/clusters",
     threads: XC["parallel"]["n_workers"]
@@ -18,7 +18,7 @@ rule build_shard:
         mem_mb=get_mem_mb(XC["parallel"]["n_workers"] * XC["parallel"]["memory_per_worker_mb"]),
         runtime=120,
     shell:
-        "xclusters build-shard --config {input.config} --shard {input.shard} "
+        "xclusters build-shard --config {params.config} --shard {input.shard} "
         "--clusters-dir {params.clusters} --manifest {output.manifest} "
         "--neighbours {input.neighbours} "
         "--threads {threads} --mem-mb {resources.mem_mb} --log {log}"

@@ -3,7 +3,6 @@
 
 rule train_superobs:
     input:
-        config=ancient(RESOLVED),
         dataset=f"{RUN}/dataset.h5",
     output:
         model=protected(f"{RUN}/models/superobs.keras"),
@@ -11,6 +10,7 @@ rule train_superobs:
     log:
         f"{RUN}/logs/train_superobs.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["train_superobs"],
         workdir=f"{RUN}/models/superobs_work",
     threads: 2
@@ -18,13 +18,12 @@ rule train_superobs:
         mem_mb=get_mem_mb(6000),
         runtime=240,
     shell:
-        "xclusters train-superobs --config {input.config} --dataset {input.dataset} "
+        "xclusters train-superobs --config {params.config} --dataset {input.dataset} "
         "--out {output.model} --workdir {params.workdir} --threads {threads} --log {log}"
 
 
 rule train_mass:
     input:
-        config=ancient(RESOLVED),
         dataset=f"{RUN}/dataset.h5",
     output:
         model=protected(f"{RUN}/models/mass_fold{{fold}}.keras"),
@@ -32,6 +31,7 @@ rule train_mass:
     log:
         f"{RUN}/logs/train_mass_fold{{fold}}.log",
     params:
+        config=RESOLVED,
         fingerprint=FP["train_mass"],
         workdir=f"{RUN}/models/mass_fold{{fold}}_work",
     threads: 2
@@ -39,8 +39,8 @@ rule train_mass:
         mem_mb=get_mem_mb(3000),
         runtime=240,
     shell:
-        "xclusters train-mass --config {input.config} --dataset {input.dataset} --fold {wildcards.fold} "
-        "--out {output.model} --workdir {params.workdir} --threads {threads} --log {log}"
+        "xclusters train-mass --config {params.config} --dataset {input.dataset} "
+        "--fold {wildcards.fold} --out {output.model} --workdir {params.workdir} --threads {threads} --log {log}"
 
 
 rule predict_superobs:

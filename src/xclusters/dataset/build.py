@@ -44,19 +44,12 @@ _N_SUPEROBS_BANDS = 3  # soft, medium, hard (paper 000 §2.1)
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
-def dataset_cosmology(sample_meta: Mapping[str, Any], config: Mapping[str, Any]):
-    """Cosmology for angular sizes: the sample's (``cosmology_H0``/``cosmology_Om0`` meta),
-    else ``config["cosmology"]`` (an astropy realisation name), else Planck18."""
-    from astropy import cosmology as acosmo
+def dataset_cosmology(sample_meta: Mapping[str, Any], config: Mapping[str, Any] | None = None):
+    """Cosmology for angular sizes: the run's (:func:`xclusters.catalogs.schema.
+    cosmology_from_meta` of the sample meta), the one the photon lists were made with."""
+    from ..catalogs.schema import cosmology_from_meta
 
-    if "cosmology_H0" in sample_meta and "cosmology_Om0" in sample_meta:
-        return acosmo.FlatLambdaCDM(H0=float(sample_meta["cosmology_H0"]),
-                                    Om0=float(sample_meta["cosmology_Om0"]))
-    name = str(config.get("cosmology") or "Planck18")
-    if name not in acosmo.realizations.available:
-        raise ValueError(f"cosmology={name!r} is not an astropy realisation; use one of "
-                         f"{list(acosmo.realizations.available)}")
-    return getattr(acosmo, name)
+    return cosmology_from_meta(sample_meta)
 
 
 def pixel_scale_arcsec(header: fits.Header, path: str | Path) -> float:

@@ -200,7 +200,8 @@ def _h5_attr(value: Any) -> Any:
 def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str, Any],
                      area_cm2: float, exposure_s: float, redshift: float | None = None,
                      seed: int, cluster_id: str | None = None,
-                     provenance: Mapping[str, Any] | None = None) -> Path:
+                     provenance: Mapping[str, Any] | None = None,
+                     cosmology=None) -> Path:
     """Make the cluster's pyXSIM photon list from its gas grid (whole box).
 
     Parameters
@@ -223,7 +224,13 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
     cluster_id : str, optional
         Used in messages and provenance; defaults to the source's ``cluster_id`` attribute.
     provenance : mapping, optional
-        Extra provenance (config hash, ...) stored in the file's ``/info`` attributes.
+        Extra provenance (stage fingerprints, ...) stored in the file's ``/info`` attributes.
+    cosmology : astropy.cosmology.FLRW, optional
+        The run's cosmology (:func:`xclusters.catalogs.schema.cosmology_from_meta`), passed to
+        pyXSIM as a flat yt ``Cosmology`` (angular-diameter and luminosity distances) and
+        recorded as ``cosmology_H0``/``cosmology_Om0``. Default: pyXSIM's own (the source's
+        dataset cosmology, else yt's h = 0.71, Omega_m = 0.27), which differs from the R500c of
+        the sample; the pipeline always passes it.
 
     Returns
     -------
@@ -274,10 +281,19 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
     log.info("cluster %s: photons with %s, %d bins, area %.4g cm^2 x %.4g s, z=%.4g",
              cluster_id, model_name, model.nbins, area_cm2, exposure_s, redshift)
 
+    yt_cosmo, cosmo_prov = None, {}
+    if cosmology is not None:
+        from yt.utilities.cosmology import Cosmology
+
+        h0 = float(cosmology.H0.to_value("km / (Mpc s)"))
+        om0 = float(cosmology.Om0)
+        yt_cosmo = Cosmology(hubble_constant=h0 / 100.0, omega_matter=om0,
+                             omega_lambda=1.0 - om0)
+        cosmo_prov = {"cosmology_H0": h0, "cosmology_Om0": om0}
     with atomic_path(out_path) as tmp:
         n_photons, n_cells = pyxsim.make_photons(str(tmp), ad, float(redshift),
                                                  float(area_cm2), float(exposure_s), model,
-                                                 center=ds.domain_center)
+                                                 center=ds.domain_center, cosmology=yt_cosmo)
         written = Path(f"{tmp}.h5")
         if n_photons == 0:
             written.unlink(missing_ok=True)
@@ -291,7 +307,8 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
                                 photon_area_cm2=float(area_cm2),
                                 photon_exposure_s=float(exposure_s), redshift=float(redshift),
-                                n_photons=int(n_photons), n_cells=int(n_cells), **extra)
+                                n_photons=int(n_photons), n_cells=int(n_cells),
+                                **cosmo_prov, **extra)
         with h5py.File(tmp, "a") as fh:
             fh["info"].attrs["filenames"] = [str(out_path)]
             for key, value in rec.items():

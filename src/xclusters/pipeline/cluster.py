@@ -65,20 +65,31 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def run_cosmology(meta: Mapping[str, Any] | None):
+    """The run's cosmology from the sample (or shard) meta; see
+    :func:`xclusters.catalogs.schema.cosmology_from_meta`."""
+    from ..catalogs.schema import cosmology_from_meta
+
+    return cosmology_from_meta(meta)
+
+
 def cluster_stages(stages: Mapping[str, StageSettings], row: Mapping[str, Any],
-                   neighbours: Sequence[Mapping[str, Any]], budget: tuple[float, float]
-                   ) -> dict[str, StageSettings]:
+                   neighbours: Sequence[Mapping[str, Any]], budget: tuple[float, float],
+                   cosmology=None) -> dict[str, StageSettings]:
     """The run's stage settings with this cluster's own inputs added.
 
     ``source`` gets the sample row, ``photons`` the photon budget (so a changed exposure that
-    leaves the budget alone keeps the photon list), ``events.<inst>`` the light-cone neighbours
-    added to the observation.
+    leaves the budget alone keeps the photon list) and the run's cosmology (default:
+    :func:`run_cosmology` of no meta), ``events.<inst>`` the light-cone neighbours added to the
+    observation.
     """
+    cosmo = run_cosmology(None) if cosmology is None else cosmology
     out = dict(stages)
     out["source"] = stages["source"].with_values(
         row={k: _plain(v) for k, v in row.items()})
     out["photons"] = stages["photons"].with_values(
-        photon_area_cm2=float(budget[0]), photon_exposure_s=float(budget[1]))
+        photon_area_cm2=float(budget[0]), photon_exposure_s=float(budget[1]),
+        cosmology_H0=float(cosmo.H0.value), cosmology_Om0=float(cosmo.Om0))
     nb = [{k: _plain(v) for k, v in r.items()} for r in neighbours]
     for name in stages:
         if name.startswith("events."):
@@ -140,7 +151,7 @@ def _fingerprint_json(stages: Sequence[StageSettings]) -> str:
 
 def images_current(config: Mapping[str, Any], row: Mapping[str, Any], clusters_dir: str | Path,
                    *, stages: Mapping[str, StageSettings], budget: tuple[float, float],
-                   neighbours_file: str | None = None) -> bool:
+                   neighbours_file: str | None = None, cosmology=None) -> bool:
     """True when every band image of the cluster exists and records the current settings."""
     from ..catalogs.neighbours import neighbour_rows
 
@@ -149,7 +160,7 @@ def images_current(config: Mapping[str, Any], row: Mapping[str, Any], clusters_d
               for ax in config["projections"] for inst in enabled_instruments(config)]
     if not all(p.is_file() for p, _ in finals):
         return False
-    cst = cluster_stages(stages, row, neighbour_rows(neighbours_file, cid), budget)
+    cst = cluster_stages(stages, row, neighbour_rows(neighbours_file, cid), budget, cosmology)
     return all(recorded_fingerprints(p) == chain_fingerprints(chain(cst, "images", inst))
                for p, inst in finals)
 
@@ -201,7 +212,8 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
                            cdir: Path, *, cluster_id: str, area_cm2: float,
                            exposure_s: float,
                            stages: Mapping[str, StageSettings] | None = None,
-                           store: Path | None = None) -> list[dict[str, Any]]:
+                           store: Path | None = None, cosmology=None
+                           ) -> list[dict[str, Any]]:
     """Make (or reuse) one photon list per light-cone neighbour of a cluster.
 
     Each neighbour is an analytic halo of its own mass and redshift (the same draws as if it
@@ -228,6 +240,8 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
         The cluster's stage settings (:func:`cluster_stages`); default: from ``config``.
     store : Path, optional
         :func:`settings_store`, to name changed settings in the log.
+    cosmology : astropy.cosmology.FLRW, optional
+        The run's cosmology (default :func:`run_cosmology` of no meta).
 
     Returns
     -------
@@ -240,7 +254,8 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
 
     if stages is None:
         stages = cluster_stages(build_stages(config), {"cluster_id": cluster_id}, neighbours,
-                                (area_cm2, exposure_s))
+                                (area_cm2, exposure_s), cosmology)
+    cosmology = run_cosmology(None) if cosmology is None else cosmology
     seed = int(config["seed"])
     ndir = cdir / "neighbours"
     cfg = dict(config["sources"], kind="analytic", include_agn=False,
@@ -267,7 +282,8 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
                                  seed=int_seed_for(seed, halo_id, "photons"),
                                  cluster_id=f"{cluster_id}/{name}",
                                  provenance={"fingerprints": _fingerprint_json(nb_chain),
-                                             "neighbour_of": cluster_id})
+                                             "neighbour_of": cluster_id},
+                                 cosmology=cosmology)
             except EmptyPhotonListError as exc:
                 log.warning("cluster %s: neighbour %s left out: %s", cluster_id, name, exc)
                 continue
@@ -281,7 +297,8 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
 
 
 def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str,
-                  neighbours_file: str | None = None) -> dict:
+                  neighbours_file: str | None = None,
+                  sample_meta: Mapping[str, Any] | None = None) -> dict:
     """Build the band images of one cluster for every instrument and projection axis.
 
     Every file records the fingerprints of the stages that made it (:mod:`xclusters.stages`):
@@ -300,6 +317,10 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     neighbours_file : str, optional
         ``neighbours.ecsv`` of the sample step; the cluster's light-cone neighbours in it are
         added to every observation (:func:`neighbour_photon_lists`).
+    sample_meta : mapping, optional
+        Meta of the sample (or shard) table: ``cosmology_H0``/``cosmology_Om0``, the run's
+        cosmology (:func:`run_cosmology`), which pyXSIM uses for the distances and the image
+        headers record. Default: Planck18.
 
     Returns
     -------
@@ -326,8 +347,9 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     register_instruments(config, response_dir)
     area_cm2, exposure_s = cluster_budget(config, response_dir)
     nb_rows = neighbour_rows(neighbours_file, cid)
+    cosmology = run_cosmology(sample_meta)
     run_stages = build_stages(config)
-    stages = cluster_stages(run_stages, row, nb_rows, (area_cm2, exposure_s))
+    stages = cluster_stages(run_stages, row, nb_rows, (area_cm2, exposure_s), cosmology)
     store = settings_store(outdir)
     remember(store, stages.values())
 
@@ -356,14 +378,15 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                              area_cm2=area_cm2, exposure_s=exposure_s,
                              redshift=float(row["redshift"]),
                              seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
-                             provenance={"fingerprints": _fingerprint_json(photon_chain)})
+                             provenance={"fingerprints": _fingerprint_json(photon_chain)},
+                             cosmology=cosmology)
         emission = _emission_provenance(photon_file)
         emission_model = emission["emission_model"]
 
     with stage_context("neighbours", cid):
         nb_lists = neighbour_photon_lists(nb_rows, config, cdir, cluster_id=cid,
                                           area_cm2=area_cm2, exposure_s=exposure_s,
-                                          stages=stages, store=store)
+                                          stages=stages, store=store, cosmology=cosmology)
 
     # AGN of the source (power-law spectra), added to every projection's SIMPUT.
     agn = source_path if config["sources"]["include_agn"] else None
@@ -397,7 +420,8 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                     stage_fingerprints=_fingerprint_json(chain(run_stages, "images", inst)),
                     cluster_id=cid, halo_id=halo_id, projection=ax,
                     n_neighbours=len(nb_lists), m500c_msun=float(row["m500c"]),
-                    r500c_kpc=float(row["r500c"]), redshift=float(row["redshift"]))
+                    r500c_kpc=float(row["r500c"]), redshift=float(row["redshift"]),
+                    cosmology_H0=float(cosmology.H0.value), cosmology_Om0=float(cosmology.Om0))
                 make_band_images(events, inst, final, config=config, sky_center_deg=sky,
                                  provenance=prov, response_dir=response_dir)
             events.unlink(missing_ok=True)
