@@ -92,9 +92,15 @@ CLUSTER_STAGES = ("source", "photons", "events", "images")
 
 
 def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
-    """Instruments observed in this run (``chandra_acisi`` can be disabled), in build order."""
+    """Instruments observed in this run, in build order: ``erosita``, ``ideal`` and, unless
+    ``instruments.chandra_acisi.enabled`` is false, ``chandra_acisi``.
+
+    The one implementation (the pipeline, the dataset, the neighbour search and the instrument
+    set-up use it); ``config`` is the run config or its ``instruments`` section.
+    """
+    insts = config["instruments"] if "instruments" in config else config
     names = ["erosita", "ideal"]
-    if config["instruments"]["chandra_acisi"].get("enabled", True):
+    if (insts.get("chandra_acisi") or {}).get("enabled", True):
         names.append("chandra_acisi")
     return names
 

@@ -469,9 +469,10 @@ def prepare_instrument(name: str, config: Mapping[str, Any],
 def prepare_instruments(config: Mapping[str, Any],
                         response_dir: str | Path | None = None) -> dict[str, InstrumentSetup]:
     """:func:`prepare_instrument` for every enabled instrument of the config."""
+    from ..stages import enabled_instruments
+
     insts = instruments_config(config)
-    names = [n for n in INSTRUMENT_NAMES if n in insts
-             and (n != "chandra_acisi" or insts[n].get("enabled", True))]
+    names = [n for n in enabled_instruments(insts) if n in insts]
     return {n: prepare_instrument(n, config, response_dir) for n in names}
 
 

