@@ -71,8 +71,12 @@ def _open_fits(path: str | Path, what: str):
         raise InputFileError(f"{p}: not a readable FITS file ({exc})") from exc
 
 
-def read_band_image(path: str | Path, n_bands: int = 3):
+def read_band_image(path: str | Path, n_bands: int | None = 3):
     """Read an ``n_bands`` image: a cube ``(n_bands, H, W)`` in one HDU or one 2-D HDU per band.
+
+    The one band-image reader: user images for inference and the pipeline's own images
+    (:func:`xclusters.dataset.build.read_cluster_image`). ``n_bands=None`` takes the first
+    cube as it is (a single 2-D image is one band).
 
     Returns
     -------
@@ -86,8 +90,11 @@ def read_band_image(path: str | Path, n_bands: int = 3):
     p = Path(path)
     with _open_fits(p, "input image") as hdul:
         imgs = _image_hdus(hdul)
-        cubes = [h for h in imgs if h.data.ndim == 3 and h.data.shape[0] == n_bands]
+        cubes = [h for h in imgs if h.data.ndim == 3
+                 and (n_bands is None or h.data.shape[0] == n_bands)]
         planes = [h for h in imgs if h.data.ndim == 2]
+        if n_bands is None and not cubes:
+            n_bands = 1
         if cubes:
             hdu = cubes[0]
             cube = np.asarray(hdu.data, dtype=np.float32)
