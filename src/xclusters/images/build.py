@@ -14,7 +14,6 @@ inner radius 140 px and width 5 px (paper 000 sec. 2.1), stored as ``BKGANN1..3`
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +23,7 @@ from astropy.wcs import WCS
 
 from ..instruments import prepare_instrument
 from ..instruments.responses import read_rmf_channels
+from ..io import atomic_path
 from ..provenance import to_fits_header
 from .bands import BANDS, band_masks
 from .grid import bin_events, image_wcs
@@ -172,10 +172,8 @@ def make_band_images(event_file: str | Path, instrument: str, out_fits: str | Pa
     to_fits_header(record, h)
 
     out = Path(out_fits)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.fits")
-    hdu.writeto(tmp, overwrite=True)
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".fits") as tmp:
+        hdu.writeto(tmp)
     log.info("wrote %s: %s counts per band %s", out, instrument,
              [float(p.sum()) for p in cube])
     return out

@@ -178,14 +178,13 @@ def _stage_real(src: str | Path, response_dir: Path, label: str) -> Path:
     digest = sha256_file(src)[:10]
     dest = response_dir / f"xc_{label}_{digest}_{src.name}"
     if not dest.exists():
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        try:
-            tmp.symlink_to(src)
-        except OSError:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        from ..io import atomic_path
+
+        with atomic_path(dest) as tmp:
+            try:
+                tmp.symlink_to(src)
+            except OSError:
+                shutil.copyfile(src, tmp)
     return dest
 
 

@@ -23,6 +23,7 @@ from astropy.io import fits
 from ..instruments import InstrumentSetup, register_instruments, soxs_environment
 from ..instruments.backgrounds import write_foreground_simput
 from ..instruments.rmf_cache import shared_rmfs
+from ..io import atomic_path
 from ..seeds import int_seed_for
 
 __all__ = ["simulate_events", "check_simput_budget"]
@@ -270,8 +271,7 @@ def simulate_events(simput_path: str | Path | None, instrument: str,
         hdu.header["XCSEED"] = (int(seed), "SOXS prng seed")
         hdu.header["XCNMAIN"] = (n_main, "events from source + particle/point-source bkg")
         hdu.header["XCNFGND"] = (n_fg, "events from the Galactic foreground")
-        tmp_out = out.with_name(f".{out.name}.tmp-{os.getpid()}.fits")
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_out, overwrite=True)
-        os.replace(tmp_out, out)
+        with atomic_path(out, suffix=".fits") as tmp_out:
+            fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_out)
     log.info("wrote %s: %d events (%d foreground)", out, n_main + n_fg, n_fg)
     return out
