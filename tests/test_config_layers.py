@@ -129,3 +129,14 @@ def test_wheel_has_schema_and_defaults(tmp_path):
     assert "0 setting(s) differ" in subprocess.run(
         [sys.executable, "-m", "xclusters.cli.main", "check-config"], cwd=elsewhere, env=env,
         capture_output=True, text=True).stdout
+
+
+def test_unknown_sources_key_is_an_error(tmp_path):
+    """sources.* is closed too: a misspelt key in a partial config is not silently dropped."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("sources:\n  cool_core_fractoin: 0.5\n")
+    with pytest.raises(ConfigError, match=r"sources\.cool_core_fractoin"):
+        load_config(path)
+    path.write_text("sources:\n  density_cool_core: {rc: [0.1]}\n")
+    with pytest.raises(ConfigError, match=r"sources\.density_cool_core\.rc"):
+        load_config(path)

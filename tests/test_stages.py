@@ -92,6 +92,20 @@ def test_input_file_content_is_part_of_the_fingerprint(tmp_path):
 
 
 # ----------------------------------------------------------------- one real cluster, rebuilt
+def _one_cluster_config(tmp_path: Path, axis: str) -> dict:
+    """config/test.yaml: one projection, eROSITA + ideal, 16^3 grid, photon lists kept."""
+    cfg = load_config(REPO / "config" / "test.yaml")
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["projections"] = [axis]
+    cfg["instruments"]["chandra_acisi"]["enabled"] = False
+    cfg["photons"]["keep"] = True
+    cfg["sources"]["grid_cells"] = 16
+    table = Path(cfg["emission"]["apec_table_path"] or "")
+    if cfg["emission"]["apec_table_path"] and not table.is_absolute():
+        cfg["emission"]["apec_table_path"] = str((REPO / table).resolve())
+    return validate_config(cfg)
+
+
 def _state(cdir: Path) -> dict[str, tuple]:
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
             for p in sorted(cdir.iterdir()) if p.is_file()}
@@ -101,16 +115,7 @@ def _state(cdir: Path) -> dict[str, tuple]:
 def test_cluster_rebuilds_exactly_what_a_key_changes(tmp_path, caplog):
     from xclusters.pipeline.cluster import build_cluster
 
-    cfg = load_config(REPO / "config" / "test.yaml")
-    cfg["results_dir"] = str(tmp_path / "results")
-    cfg["projections"] = ["x"]
-    cfg["instruments"]["chandra_acisi"]["enabled"] = False
-    cfg["photons"]["keep"] = True
-    cfg["sources"]["grid_cells"] = 16
-    table = Path(cfg["emission"]["apec_table_path"] or "")
-    if cfg["emission"]["apec_table_path"] and not table.is_absolute():
-        cfg["emission"]["apec_table_path"] = str((REPO / table).resolve())
-    cfg = validate_config(cfg)
+    cfg = _one_cluster_config(tmp_path, "x")
     row = dict(cluster_id="h00000042", halo_id=42, m500c=5e14, r500c=1100.0, redshift=0.1,
                ra=150.0, dec=2.2, seed=5)
     clusters = tmp_path / "results" / "test" / "clusters"
@@ -162,14 +167,8 @@ def test_one_cosmology_for_photons_and_headers(tmp_path):
 
     from xclusters.pipeline.cluster import build_cluster
 
-    cfg = load_config(REPO / "config" / "test.yaml")
-    cfg["results_dir"] = str(tmp_path / "results")
-    cfg["projections"] = ["z"]
-    cfg["instruments"]["chandra_acisi"]["enabled"] = False
-    cfg["photons"]["keep"] = True
-    cfg["sources"]["grid_cells"] = 16
+    cfg = _one_cluster_config(tmp_path, "z")
     cfg["emission"]["model"] = "bremsstrahlung"
-    cfg = validate_config(cfg)
     row = dict(cluster_id="h00000007", halo_id=7, m500c=4e14, r500c=1000.0, redshift=0.2,
                ra=10.0, dec=-5.0, seed=3)
     clusters = tmp_path / "clusters"
