@@ -128,7 +128,7 @@ def image_paths(cluster_id: str, clusters_dir: str | Path, instruments: Sequence
 def default_expected_outputs(config: Mapping[str, Any]) -> Callable[[dict, Path], list[Path]]:
     """The final outputs of a cluster under ``config``: its band images (DESIGN.md)."""
     insts = enabled_instruments(config)
-    projections = list(config.get("projections", ["z"]))
+    projections = list(config["projections"])
 
     def expected(row: dict, clusters_dir: Path) -> list[Path]:
         return image_paths(row["cluster_id"], clusters_dir, insts, projections)
