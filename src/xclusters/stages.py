@@ -72,10 +72,11 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "train_mass": ("seed", "train.mass.max_epochs", "train.mass.batch_size",
                    "train.mass.learning_rate", "train.mixed_precision", "train.strategy",
                    "dataset.augmentation", "dataset.n_folds"),
+    # exposures: a fallback when dataset.h5 lacks them (evaluate.run._exposure)
     "evaluate": ("seed", "evaluate", "instruments.erosita.exposure_ks",
                  "instruments.erosita.psf_hew_arcsec", "instruments.erosita.pixel_arcsec",
-                 "instruments.ideal.exposure_ks", "dataset.val_folds", "dataset.test_folds",
-                 "dataset.n_folds"),
+                 "instruments.ideal.exposure_ks", "instruments.chandra_acisi.exposure_ks",
+                 "dataset.val_folds", "dataset.test_folds", "dataset.n_folds"),
 }
 
 #: Input files whose content matters, per stage: dotted config keys holding a path.
