@@ -28,6 +28,7 @@ from astropy.io import fits  # noqa: E402
 from astropy.table import Table  # noqa: E402
 
 from xclusters.cli.main import main  # noqa: E402
+from xclusters.config import load_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / "config" / "test.yaml"
@@ -96,7 +97,7 @@ def _halo_table(n: int = 12) -> Table:
 
 
 def _write_config(cfg_path: Path, results: Path, **catalog) -> Path:
-    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    cfg = load_config(TEST_CONFIG)  # merged over the defaults
     cfg["results_dir"] = str(results)
     cfg["catalog"].update(catalog)
     cfg_path.write_text(yaml.safe_dump(cfg))
@@ -354,7 +355,7 @@ CONFIG_ERRORS = [
 
 @pytest.mark.parametrize("case,patterns", CONFIG_ERRORS, ids=[c[0] for c in CONFIG_ERRORS])
 def test_bad_config_is_a_clear_error(run, capsys, caplog, case, patterns):
-    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    cfg = load_config(TEST_CONFIG)  # merged over the defaults
     cfg["results_dir"] = str(run["results"])
     _edit(cfg, case)
     path = run["dir"] / "bad_config.yaml"
@@ -374,7 +375,7 @@ def test_unknown_instrument_or_band_in_the_image_stage():
 
     with pytest.raises(ValueError, match=r"unknown instrument 'xmm'.*erosita"):
         band_masks({}, "xmm")
-    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    cfg = load_config(TEST_CONFIG)  # merged over the defaults
     with pytest.raises(ValueError, match=r"unknown instrument 'xmm'.*erosita"):
         prepare_instrument("xmm", cfg)
 
@@ -460,7 +461,7 @@ def test_corrupt_image_given_to_the_dataset_step(tmp_path, capsys, caplog):
     from test_dataset import make_run
 
     sample, manifests = make_run(tmp_path, n=3, failed=())
-    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    cfg = load_config(TEST_CONFIG)  # merged over the defaults
     cfg["projections"] = ["x", "z"]  # test_dataset's images
     cfg["instruments"]["chandra_acisi"]["enabled"] = False
     cfg_path = tmp_path / "cfg.yaml"
@@ -498,7 +499,7 @@ def infer(tmp_path_factory):
 
     from xclusters.models.mass import build_mass_model
     from xclusters.models.superobs import build_superobs_model
-    from xclusters.predict.fitsio import tan_wcs
+    from xclusters.images.grid import image_wcs
 
     d = tmp_path_factory.mktemp("infer")
     keras.utils.set_random_seed(5)
@@ -511,7 +512,7 @@ def infer(tmp_path_factory):
         fh.attrs["keras_version"] = "2.4.0"
     rng = np.random.default_rng(5)
     cube = rng.poisson(2.0, (3, N, N)).astype(np.float32)
-    hdr = tan_wcs(RA0, DEC0, N, 9.6).to_header()
+    hdr = image_wcs((RA0, DEC0), N, 9.6).to_header()
     hdr["BUNIT"] = "count"
     hdr["EXPOSURE"] = 2000.0
     fits.PrimaryHDU(cube, header=hdr).writeto(d / "erosita.fits")

@@ -255,6 +255,24 @@ def test_killed_shard_resumes_without_rewriting_finished_clusters(reference, tmp
     _assert_same_bytes(ref_files, _images(ref_cfg, clusters, ids))
 
 
+def _current_image(path: Path, cfg: dict, row: dict, inst: str) -> None:
+    """A tiny FITS file carrying the fingerprints a real image of ``row`` would record."""
+    import json
+
+    from xclusters.instruments import default_response_dir, register_instruments
+    from xclusters.pipeline.cluster import cluster_budget, cluster_stages
+    from xclusters.stages import build_stages, chain, chain_fingerprints
+
+    register_instruments(cfg, default_response_dir(cfg))
+    stages = cluster_stages(build_stages(cfg), row, [],
+                            cluster_budget(cfg, default_response_dir(cfg)))
+    hdu = fits.PrimaryHDU(np.zeros((1, 2, 2), dtype=np.float32))
+    hdu.header["HIERARCH XC FINGERPRINTS"] = json.dumps(
+        chain_fingerprints(chain(stages, "images", inst)), sort_keys=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hdu.writeto(path)
+
+
 def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
     """Killed after the last image but before the clean-up: the rerun removes the leftovers
     (events, SIMPUT directories, photon lists, neighbour lists) and touches no image."""
@@ -265,11 +283,12 @@ def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
     cid = "h00000042"
     row = {"cluster_id": cid, "halo_id": 42, "m500c": 1e14, "r500c": 700.0, "redshift": 0.1,
            "ra": 180.0, "dec": 0.0, "seed": 1}
-    finals = [image_path(clusters, cid, inst, ax) for ax in cfg["projections"]
+    finals = [(image_path(clusters, cid, inst, ax), inst) for ax in cfg["projections"]
               for inst in enabled_instruments(cfg)]
-    for p in finals:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(b"image")
+    for p, inst in finals:  # stand-in images that record the current stage fingerprints
+        _current_image(p, cfg, row, inst)
+    finals = [p for p, _ in finals]
+    made = {p: p.read_bytes() for p in finals}
     cdir = clusters / cid
     leftovers = [cdir / "photons.h5", cdir / "events_erosita_x.fits",
                  cdir / "neighbours" / "nb_h00000007_photons.h5",
@@ -298,7 +317,7 @@ def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
     res = build_cluster(row, cfg, str(clusters))
     assert res["skipped"]
     assert not any(p.exists() for p in leftovers)
-    assert all(p.read_bytes() == b"image" for p in finals)
+    assert all(p.read_bytes() == made[p] for p in finals)
     assert not (cdir / "source.h5").exists()  # nothing rebuilt
     # photons.keep: the photon lists stay
     make_leftovers()

@@ -183,7 +183,7 @@ def test_build_stored_augmentation(tmp_path):
 def test_killed_build_leaves_nothing_and_incomplete_refused(tmp_path, monkeypatch):
     sample, manifests = make_run(tmp_path, n=3, failed=())
     calls = {"n": 0}
-    real = build_mod.read_band_image
+    real = build_mod.read_cluster_image
 
     def dying(path, nbands=None):
         calls["n"] += 1
@@ -191,7 +191,7 @@ def test_killed_build_leaves_nothing_and_incomplete_refused(tmp_path, monkeypatc
             raise MemoryError("killed")
         return real(path, nbands)
 
-    monkeypatch.setattr(build_mod, "read_band_image", dying)
+    monkeypatch.setattr(build_mod, "read_cluster_image", dying)
     out = tmp_path / "dataset.h5"
     with pytest.raises(MemoryError):
         build_dataset(sample, manifests, out, config=_config())

@@ -46,29 +46,41 @@ def _blob(n=64, sigma=4.0, amp=50.0, dx=0.0):
     return amp * np.exp(-((xx - dx) ** 2 + yy ** 2) / (2 * sigma ** 2))
 
 
+def _tf_morph(img):
+    """TF fixed morphology of one (H, W) image -> {name: float}."""
+    x = tf.constant(np.asarray(img, np.float32)[None, :, :, None])
+    return {k: float(v.numpy()[0, 0]) for k, v in M.morphology(x).items()}
+
+
 def test_fixed_morphology_physical_values():
     # point source at the centre: C = 1; symmetric: A = 0; flat image: S ~ edge effect only
     img = np.zeros((64, 64))
     img[31:33, 31:33] = 10.0
-    assert M.concentration_np(img)[0, 0] == pytest.approx(1.0)
-    assert M.asymmetry_np(_blob())[0, 0] == pytest.approx(0.0, abs=1e-12)
-    assert M.asymmetry_np(_blob(dx=8.0))[0, 0] > 0.5
+    assert _tf_morph(img)["concentration"] == pytest.approx(1.0)
+    assert _tf_morph(_blob())["asymmetry"] == pytest.approx(0.0, abs=1e-6)
+    assert _tf_morph(_blob(dx=8.0))["asymmetry"] > 0.5
     # a broad blob is smoother (smaller S) than a narrow one
-    assert M.smoothness_np(_blob(sigma=12))[0, 0] < M.smoothness_np(_blob(sigma=1.5))[0, 0]
-    # empty image: zero, not NaN
-    zero = np.zeros((1, 32, 32, 3))
-    for v in M.morphology_np(zero).values():
-        assert np.all(v == 0.0)
+    assert _tf_morph(_blob(sigma=12))["smoothness"] < _tf_morph(_blob(sigma=1.5))["smoothness"]
+    # empty image: the loss's denominators are floored, so zero, not NaN (loss guard only; the
+    # evaluation reports NaN, tests/test_evaluate.py)
+    for v in M.morphology(tf.zeros((1, 32, 32, 3))).values():
+        assert np.all(v.numpy() == 0.0)
 
 
-def test_tensorflow_and_numpy_morphology_agree():
+def test_tensorflow_loss_morphology_matches_evaluation():
+    """The loss's fixed C, A, S are the evaluation's with R500c = 100 px (C) and an aperture
+    covering the image (A, S): one definition, two frameworks."""
+    from xclusters.evaluate.morphology import morphology_r500c
+
     rng = np.random.default_rng(1)
     x = (rng.poisson(_blob(40, 3.0, 20.0, 2.0)[None, :, :, None] * np.ones((2, 1, 1, 3)))
          .astype(np.float32))
     tf_vals = {k: v.numpy() for k, v in M.morphology(tf.constant(x)).items()}
-    np_vals = M.morphology_np(x)
-    for key in tf_vals:
-        np.testing.assert_allclose(tf_vals[key], np_vals[key], rtol=1e-5, atol=1e-6)
+    c100 = morphology_r500c(x, np.full(2, 100.0))
+    whole = morphology_r500c(x, np.full(2, 1.0e4))
+    np.testing.assert_allclose(tf_vals["concentration"], c100["C"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tf_vals["asymmetry"], whole["A"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tf_vals["smoothness"], whole["S"], rtol=1e-5, atol=1e-6)
 
 
 def test_loss_is_zero_for_perfect_prediction_and_finite_for_empty():

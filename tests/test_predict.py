@@ -15,7 +15,8 @@ from astropy.wcs import WCS  # noqa: E402
 from xclusters.models.mass import build_mass_model  # noqa: E402
 from xclusters.models.superobs import build_superobs_model  # noqa: E402
 from xclusters.predict.baseline import annulus_background, nr_baseline  # noqa: E402
-from xclusters.predict.fitsio import InputFileError, tan_wcs  # noqa: E402
+from xclusters.images.grid import image_wcs  # noqa: E402
+from xclusters.predict.fitsio import InputFileError  # noqa: E402
 from xclusters.predict.loading import ModelFileError, load_trained_model  # noqa: E402
 from xclusters.predict.mass import predict_mass, predict_mass_arrays  # noqa: E402
 from xclusters.predict.superobs import predict_superobs, predict_superobs_arrays  # noqa: E402
@@ -42,7 +43,7 @@ def _cube(seed=1):
 
 
 def test_predict_image_cube_roundtrip_keeps_wcs(models, tmp_path):
-    wcs = tan_wcs(RA0, DEC0, N, 9.6)
+    wcs = image_wcs((RA0, DEC0), N, 9.6)
     cube = _cube()
     src = tmp_path / "erosita.fits"
     hdr = wcs.to_header()

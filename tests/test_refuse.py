@@ -74,9 +74,9 @@ def _record_config(n=N, chandra_field_arcmin=N * 9.375 / 60):
 
 
 def _image(path, data, pixel_arcsec, **cards):
-    from xclusters.predict.fitsio import tan_wcs
+    from xclusters.images.grid import image_wcs
 
-    hdr = tan_wcs(RA0, DEC0, data.shape[-1], pixel_arcsec).to_header()
+    hdr = image_wcs((RA0, DEC0), data.shape[-1], pixel_arcsec).to_header()
     hdr["BUNIT"] = "count"
     hdr.update(cards)
     fits.PrimaryHDU(np.asarray(data, np.float32), header=hdr).writeto(path)

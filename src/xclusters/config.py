@@ -1,5 +1,12 @@
 """Load and validate a run configuration against ``workflow/schemas/config.schema.yaml``.
 
+Configs are layered: the defaults live in one file, ``config/config.yaml`` (installed as
+``xclusters/data/config.defaults.yaml``), and a user config holds only the keys it changes.
+:func:`load_config` merges the user file over the defaults the way Snakemake merges
+``--configfile`` over the Snakefile's ``configfile:`` (nested mappings merged key by key, any
+other value, lists included, replaced), so ``xclusters run --config mine.yaml`` and
+``snakemake --configfile mine.yaml`` resolve to the same config.
+
 Errors name the key, the value and what was expected, e.g.::
 
     ConfigError: config/config.yaml: instruments.erosita.image_pixls: unknown key
@@ -13,8 +20,8 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["ConfigError", "schema_path", "load_config", "validate_config", "run_dir",
-           "check_results_dir"]
+__all__ = ["ConfigError", "schema_path", "defaults_path", "load_defaults", "merge_config",
+           "differences", "load_config", "validate_config", "run_dir", "check_results_dir"]
 
 
 class ConfigError(ValueError):
@@ -30,6 +37,54 @@ def schema_path() -> Path:
         if cand.is_file():
             return cand
     raise FileNotFoundError(f"config schema not found in {candidates}")
+
+
+def defaults_path() -> Path:
+    """Path of the defaults file: ``config/config.yaml`` in a checkout, else the installed copy."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "config" / "config.yaml",
+                  here.parent / "data" / "config.defaults.yaml"]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(f"config defaults not found in {candidates}")
+
+
+def load_defaults() -> dict:
+    """The default config (not validated; :func:`load_config` validates the merged result)."""
+    with open(defaults_path()) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def merge_config(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict:
+    """``changes`` over ``base``: mappings merged key by key, other values replaced.
+
+    The same rule as Snakemake's ``update_config`` (``--configfile`` over ``configfile:``).
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_config(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def differences(config: Mapping[str, Any], base: Mapping[str, Any] | None = None,
+                prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (default, value)}`` of every setting of ``config`` that differs from
+    ``base`` (default: the validated defaults)."""
+    if base is None:
+        base = validate_config(load_defaults(), source=str(defaults_path()))
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(config) | set(base)):
+        a, b = base.get(key), config.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.update(differences(b, a, f"{name}."))
+        elif a != b:
+            out[name] = (a, b)
+    return out
 
 
 def _load_schema() -> dict:
@@ -99,8 +154,12 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
     return cfg
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict:
-    """Read a YAML config, apply top-level ``overrides`` and validate it."""
+def load_config(path: str | Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a YAML config, merge it over the defaults, apply top-level ``overrides`` and
+    validate it. ``path=None`` gives the defaults alone."""
+    if path is None:
+        path = defaults_path()
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist. Pass --config with a YAML file "
@@ -114,6 +173,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
             raise ConfigError(truncate_lines(f"{path}: not valid YAML: {exc}")) from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(cfg)}.")
+    cfg = merge_config(load_defaults(), cfg)
     cfg.update(overrides or {})
     try:
         cfg = validate_config(cfg, source=str(path))

@@ -35,10 +35,13 @@ log = logging.getLogger("xclusters.io")
 _TMP_RE = re.compile(r"^\..+\.tmp-\d+(\.[A-Za-z0-9]+)?$")
 
 
-def temporary_name(final_path: str | Path, pid: int | None = None) -> Path:
-    """The temporary path used for ``final_path``: ``<dir>/.<name>.tmp-<pid>``."""
+def temporary_name(final_path: str | Path, pid: int | None = None, suffix: str = "") -> Path:
+    """The temporary path used for ``final_path``: ``<dir>/.<name>.tmp-<pid><suffix>``.
+
+    ``suffix`` (e.g. ``".keras"``) is for writers that infer the format from the extension.
+    """
     final = Path(final_path)
-    return final.with_name(f".{final.name}.tmp-{os.getpid() if pid is None else pid}")
+    return final.with_name(f".{final.name}.tmp-{os.getpid() if pid is None else pid}{suffix}")
 
 
 def is_temporary(path: str | Path) -> bool:
@@ -66,8 +69,12 @@ def _fsync_path(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(final_path: str | Path) -> Iterator[Path]:
+def atomic_path(final_path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``final_path``; rename it into place on success.
+
+    The one atomic writer of the package: every output (FITS, HDF5, ECSV, figures, models,
+    response files, downloads) goes through it or :func:`atomic_write_bytes` /
+    :func:`atomic_write_text`.
 
     The caller writes the whole file to the yielded path (any library that takes a file name).
     On normal exit the file is fsync'ed and renamed over ``final_path`` with :func:`os.replace`;
@@ -77,11 +84,14 @@ def atomic_path(final_path: str | Path) -> Iterator[Path]:
     ----------
     final_path : str or Path
         Where the file should end up.
+    suffix : str
+        Appended to the temporary name (``".keras"``, ``".png"``) for writers that infer the
+        format from the extension.
 
     Yields
     ------
     Path
-        ``<dir>/.<name>.tmp-<pid>``, not existing yet.
+        ``<dir>/.<name>.tmp-<pid><suffix>``, not existing yet.
 
     Examples
     --------
@@ -90,12 +100,12 @@ def atomic_path(final_path: str | Path) -> Iterator[Path]:
     """
     final = Path(final_path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(final)
-    if tmp.exists():
+    tmp = temporary_name(final, suffix=suffix)
+    if tmp.exists() or tmp.is_symlink():
         tmp.unlink()
     try:
         yield tmp
-        if not tmp.exists():
+        if not (tmp.exists() or tmp.is_symlink()):
             raise FileNotFoundError(
                 f"atomic_path: nothing was written to {tmp} for {final}; the writer must create "
                 "the yielded temporary path")

@@ -9,7 +9,7 @@ rule sample:
         f"{RUN}/logs/sample.log",
     params:
         config=RESOLVED,
-        config_hash=CONFIG_HASH,
+        fingerprint=FP["sample"],
     threads: 1
     resources:
         mem_mb=get_mem_mb(1000),

@@ -1,4 +1,6 @@
-# Shared helpers: resolved config, output paths, input functions, resources.
+# Shared helpers: resolved config, stage fingerprints, output paths, input functions, resources.
+# Parsing this file writes nothing (snakemake -n, --lint and --report leave results/ alone):
+# the resolved config is written by the onstart handler below.
 import json
 from pathlib import Path
 
@@ -6,26 +8,32 @@ import yaml
 
 # The package re-validates with its own loader, which names key, value and expectation.
 from xclusters.config import validate_config
-from xclusters.provenance import config_hash
+from xclusters.stages import build_stages, combined_fingerprint
 
 XC = validate_config(config, source="snakemake config")
 RUN = str(Path(XC["results_dir"]) / XC["run"])
-CONFIG_HASH = config_hash(XC)
-
-
-def _freeze_config():
-    """Write the resolved config once per content; rules read it (params carry the hash)."""
-    path = Path(RUN) / "config.resolved.yaml"
-    text = yaml.safe_dump(XC, sort_keys=True)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return str(path)
-
-
-RESOLVED = _freeze_config()
+RESOLVED = f"{RUN}/config.resolved.yaml"
+# One fingerprint per stage (xclusters.stages): each rule's params carry only its own, so a
+# changed key reruns its stage and what depends on it, nothing upstream.
+STAGES = build_stages(XC)
+FP = {name: stage.fingerprint() for name, stage in STAGES.items()}
+FP["build_shard"] = combined_fingerprint(
+    s for n, s in STAGES.items() if n.split(".")[0] in ("source", "photons", "events", "images"))
 MASS_FOLDS = XC["train"]["mass"]["folds"]
-CHANDRA = XC["instruments"]["chandra_acisi"].get("enabled", True)
+CHANDRA = XC["instruments"]["chandra_acisi"]["enabled"]
+
+
+onstart:
+    # The resolved config every job reads (their params name its path and carry their own
+    # stage fingerprint). Written here, once Snakemake holds its lock and only for a real run
+    # (not -n, --lint, --report; jobs on a cluster run with --no-hooks), and only when the
+    # content changed, so a refused second run cannot change what a running one reads.
+    from xclusters.io import atomic_write_text
+
+    _text = yaml.safe_dump(XC, sort_keys=True)
+    if not Path(RESOLVED).is_file() or Path(RESOLVED).read_text() != _text:
+        Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(RESOLVED, _text)
 
 
 wildcard_constraints:

@@ -11,7 +11,7 @@ rule dataset:
         f"{RUN}/logs/dataset.log",
     params:
         config=RESOLVED,
-        config_hash=CONFIG_HASH,
+        fingerprint=FP["dataset"],
     threads: 1
     resources:
         mem_mb=get_mem_mb(4000),

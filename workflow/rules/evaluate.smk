@@ -11,6 +11,7 @@ rule evaluate_superobs:
         f"{RUN}/logs/evaluate_superobs.log",
     params:
         config=RESOLVED,
+        fingerprint=FP["evaluate"],
         outdir=output_dir,
     threads: 1
     resources:
@@ -32,6 +33,7 @@ rule evaluate_mass:
         f"{RUN}/logs/evaluate_mass.log",
     params:
         config=RESOLVED,
+        fingerprint=FP["evaluate"],
         outdir=output_dir,
     threads: 2
     resources:
@@ -59,6 +61,7 @@ rule evaluate_superobs_trainval:
         f"{RUN}/logs/evaluate_superobs_trainval.log",
     params:
         config=RESOLVED,
+        fingerprint=FP["evaluate"],
         outdir=output_dir,
     threads: 1
     resources:

@@ -11,7 +11,7 @@ rule build_shard:
         f"{RUN}/logs/build_shard_{{shard}}.log",
     params:
         config=RESOLVED,
-        config_hash=CONFIG_HASH,
+        fingerprint=FP["build_shard"],
         clusters=f"{RUN}/clusters",
     threads: XC["parallel"]["n_workers"]
     resources:

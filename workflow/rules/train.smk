@@ -3,7 +3,7 @@
 
 rule train_superobs:
     input:
-        f"{RUN}/dataset.h5",
+        dataset=f"{RUN}/dataset.h5",
     output:
         model=protected(f"{RUN}/models/superobs.keras"),
         history=f"{RUN}/models/superobs.history.csv",
@@ -11,20 +11,20 @@ rule train_superobs:
         f"{RUN}/logs/train_superobs.log",
     params:
         config=RESOLVED,
-        config_hash=CONFIG_HASH,
+        fingerprint=FP["train_superobs"],
         workdir=f"{RUN}/models/superobs_work",
     threads: 2
     resources:
         mem_mb=get_mem_mb(6000),
         runtime=240,
     shell:
-        "xclusters train-superobs --config {params.config} --dataset {input} "
+        "xclusters train-superobs --config {params.config} --dataset {input.dataset} "
         "--out {output.model} --workdir {params.workdir} --threads {threads} --log {log}"
 
 
 rule train_mass:
     input:
-        f"{RUN}/dataset.h5",
+        dataset=f"{RUN}/dataset.h5",
     output:
         model=protected(f"{RUN}/models/mass_fold{{fold}}.keras"),
         history=f"{RUN}/models/mass_fold{{fold}}.history.csv",
@@ -32,15 +32,15 @@ rule train_mass:
         f"{RUN}/logs/train_mass_fold{{fold}}.log",
     params:
         config=RESOLVED,
-        config_hash=CONFIG_HASH,
+        fingerprint=FP["train_mass"],
         workdir=f"{RUN}/models/mass_fold{{fold}}_work",
     threads: 2
     resources:
         mem_mb=get_mem_mb(3000),
         runtime=240,
     shell:
-        "xclusters train-mass --config {params.config} --dataset {input} --fold {wildcards.fold} "
-        "--out {output.model} --workdir {params.workdir} --threads {threads} --log {log}"
+        "xclusters train-mass --config {params.config} --dataset {input.dataset} "
+        "--fold {wildcards.fold} --out {output.model} --workdir {params.workdir} --threads {threads} --log {log}"
 
 
 rule predict_superobs:

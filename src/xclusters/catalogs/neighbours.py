@@ -57,10 +57,11 @@ def _empty_table(meta: Mapping[str, Any] | None = None) -> Table:
 
 def field_radius_arcmin(instruments_cfg: Mapping[str, Any]) -> float:
     """Half-diagonal (arcmin) of the largest square field among the enabled instruments."""
-    from ..instruments import INSTRUMENT_NAMES, field_side_arcmin
+    from ..instruments import field_side_arcmin
+    from ..stages import enabled_instruments
 
-    sides = [field_side_arcmin(name, instruments_cfg[name]) for name in INSTRUMENT_NAMES
-             if name in instruments_cfg and instruments_cfg[name].get("enabled", True)]
+    sides = [field_side_arcmin(name, instruments_cfg[name])
+             for name in enabled_instruments(instruments_cfg) if name in instruments_cfg]
     if not sides:
         raise ValueError("instruments: no enabled instrument, so there is no field")
     return 0.5 * float(np.sqrt(2.0)) * max(sides)

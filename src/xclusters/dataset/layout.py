@@ -96,21 +96,28 @@ def check_dataset(path: str | Path, what: Iterable[str] = ()) -> None:
                                "rule of this version of xclusters")
 
 
-def read_meta(path: str | Path, check: bool = True) -> Table:
-    """The ``/meta`` table of ``dataset.h5`` (strings decoded, units attached)."""
+def read_meta(path: str | Path, check: bool = True, units: bool = True) -> Table:
+    """The ``/meta`` table of ``dataset.h5`` (strings decoded; units attached unless
+    ``units=False``, which gives plain columns, as the evaluation uses them).
+
+    The one reader of ``/meta`` (training, prediction and evaluation use it).
+    """
     import h5py
 
     if check:
         check_dataset(path)
     with h5py.File(path, "r") as fh:
+        if META not in fh:
+            raise DatasetError(f"{path}: no '/{META}' table; was it written by "
+                               "xclusters.dataset? Rebuild it with the `dataset` rule")
         raw = fh[META][...]
-        units = json.loads(fh[META].attrs.get("units", "{}"))
+        col_units = json.loads(fh[META].attrs.get("units", "{}"))
     table = Table()
     for name in raw.dtype.names:
         col = raw[name]
         if col.dtype.kind == "S":
             col = np.char.decode(col, "utf-8")
         table[name] = col
-        if name in units and not units[name].startswith("dex"):
-            table[name].unit = units[name]
+        if units and name in col_units and not col_units[name].startswith("dex"):
+            table[name].unit = col_units[name]
     return table

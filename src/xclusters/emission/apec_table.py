@@ -17,7 +17,6 @@ Where the file is looked for, in order (:func:`locate_apec_table`):
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import urllib.request
 from pathlib import Path
@@ -68,12 +67,12 @@ def _server_reachable(url: str, timeout_s: float = _CONNECT_TIMEOUT_S) -> bool:
 
 
 def _download(url: str, dest: Path, timeout_s: float = 60.0) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(tmp, "wb") as out:
-        while block := resp.read(1 << 20):
-            out.write(block)
-    os.replace(tmp, dest)
+    from ..io import atomic_path
+
+    with atomic_path(dest) as tmp:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(tmp, "wb") as out:
+            while block := resp.read(1 << 20):
+                out.write(block)
     return dest
 
 

@@ -6,9 +6,10 @@ Two families, both from paper 000 (``papers/000_*.txt``):
   ``C = F(r <= 0.1 R500c) / F(r <= R500c)``,
   ``A = F(|X - X180|; r <= R500c) / F(X; r <= R500c)``,
   ``S = F(|X - boxcar11(X)|; r <= R500c) / F(X; r <= R500c)``.
-* **Fixed** versions used in the training loss (§2.3, eqs. 1–3): concentration within 10 and
-  100 pixels, asymmetry and smoothness over the whole image. They are provided here in numpy to
-  cross-check the model's differentiable TensorFlow loss.
+* The **fixed** versions of the training loss (§2.3, eqs. 1–3: concentration within 10 and
+  100 pixels, asymmetry and smoothness over the whole image) are these with R500c = 100 px
+  (C) or an aperture covering the image (A, S); their one implementation is the differentiable
+  TensorFlow loss, :mod:`xclusters.models.morphology` (tests cross-check the two).
 
 Conventions (documented choices where the paper is silent):
 
@@ -23,10 +24,13 @@ Conventions (documented choices where the paper is silent):
   (``boundary="zero"``); ``"valid_mean"`` averages over the in-image pixels only (the
   behaviour of ``tf.nn.avg_pool2d(..., padding="SAME")``), ``"reflect"`` and ``"nearest"``
   follow :func:`scipy.ndimage.uniform_filter`.
-* Degenerate inputs (zero flux inside the aperture) give NaN and a logged warning.
+* Empty images (zero flux inside the aperture) give NaN and a logged warning: the ratio is
+  undefined, and NaN keeps such images out of the statistics instead of counting them as
+  perfectly concentrated/symmetric/smooth. (Only the training loss floors its denominators,
+  at ``EPS_COUNTS``, so that its gradient stays finite; see :mod:`xclusters.models.morphology`.)
 
 All functions accept a single image ``(H, W)`` or a stack ``(N, H, W)``; the batched helpers
-:func:`morphology_r500c` and :func:`morphology_fixed` take ``(N, H, W, B)`` band cubes.
+:func:`morphology_r500c` takes ``(N, H, W, B)`` band cubes.
 """
 from __future__ import annotations
 
@@ -38,18 +42,13 @@ from scipy import ndimage
 __all__ = [
     "BOXCAR_PIX",
     "CONCENTRATION_INNER_FRAC",
-    "FIXED_CONCENTRATION_RADII_PIX",
     "image_centre",
     "radius_map",
     "boxcar",
     "concentration",
     "asymmetry",
     "smoothness",
-    "concentration_fixed",
-    "asymmetry_fixed",
-    "smoothness_fixed",
     "morphology_r500c",
-    "morphology_fixed",
 ]
 
 log = logging.getLogger("xclusters.evaluate")
@@ -59,7 +58,6 @@ BOXCAR_PIX = 11
 #: Inner aperture of the R500c concentration, as a fraction of R500c (paper 000 §3.1, eq. 4).
 CONCENTRATION_INNER_FRAC = 0.1
 #: Inner and outer radii (pixels) of the fixed concentration (paper 000 §2.3, eq. 1).
-FIXED_CONCENTRATION_RADII_PIX = (10.0, 100.0)
 
 _BOUNDARIES = ("zero", "valid_mean", "reflect", "nearest")
 
@@ -247,35 +245,6 @@ def smoothness(images: np.ndarray, r500c_pix: float | np.ndarray, *,
     return float(out[0]) if single else out
 
 
-def concentration_fixed(images: np.ndarray,
-                        radii_pix: tuple[float, float] = FIXED_CONCENTRATION_RADII_PIX
-                        ) -> np.ndarray | float:
-    """Fixed concentration (paper 000 eq. 1): ``F(r <= 10 px) / F(r <= 100 px)``."""
-    stack, single = _as_stack(images)
-    n = len(stack)
-    inner = _flux_within(stack, np.full(n, float(radii_pix[0])))
-    outer = _flux_within(stack, np.full(n, float(radii_pix[1])))
-    out = _ratio(inner, outer, "fixed concentration")
-    return float(out[0]) if single else out
-
-
-def asymmetry_fixed(images: np.ndarray) -> np.ndarray | float:
-    """Fixed asymmetry (paper 000 eq. 2) over the whole image."""
-    stack, single = _as_stack(images)
-    num, den = _asym(stack, None)
-    out = _ratio(num, den, "fixed asymmetry")
-    return float(out[0]) if single else out
-
-
-def smoothness_fixed(images: np.ndarray, *, size: int = BOXCAR_PIX,
-                     boundary: str = "zero") -> np.ndarray | float:
-    """Fixed smoothness (paper 000 eq. 3) over the whole image, 11-pixel boxcar."""
-    stack, single = _as_stack(images)
-    num = np.abs(stack - boxcar(stack, size, boundary)).sum(axis=(1, 2))
-    out = _ratio(num, stack.sum(axis=(1, 2)), "fixed smoothness")
-    return float(out[0]) if single else out
-
-
 def _bands(cube: np.ndarray) -> np.ndarray:
     cube = np.asarray(cube, dtype=np.float64)
     if cube.ndim != 4:
@@ -309,16 +278,4 @@ def morphology_r500c(cube: np.ndarray, r500c_pix: np.ndarray, *,
         out["C"][:, b] = concentration(band, r)
         out["A"][:, b] = asymmetry(band, r)
         out["S"][:, b] = smoothness(band, r, boundary=boundary)
-    return out
-
-
-def morphology_fixed(cube: np.ndarray, *, boundary: str = "zero") -> dict[str, np.ndarray]:
-    """Fixed C, A, S (paper 000 eqs. 1–3) for every image and band, ``(N, B)`` each."""
-    cube = _bands(cube)
-    out = {k: np.full((cube.shape[0], cube.shape[3]), np.nan) for k in ("C", "A", "S")}
-    for b in range(cube.shape[3]):
-        band = cube[..., b]
-        out["C"][:, b] = concentration_fixed(band)
-        out["A"][:, b] = asymmetry_fixed(band)
-        out["S"][:, b] = smoothness_fixed(band, boundary=boundary)
     return out

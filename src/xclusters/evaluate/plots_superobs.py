@@ -17,7 +17,7 @@ from matplotlib.patches import Circle
 
 from .stats import binned_median, uniform_edges
 from .superobs import BANDS, KIND_LABELS, KINDS, METRIC_NAMES, METRIC_UNITS, PARAMS
-from .tables import atomic_write
+from ..io import atomic_path
 
 __all__ = ["KIND_COLOURS", "save_figure", "plot_image_grid", "plot_binned_differences",
            "plot_background", "plot_mass_dependence"]
@@ -36,7 +36,9 @@ DPI = 110
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG atomically."""
     # bbox_inches="tight" would draw every figure twice; margins are set per figure instead.
-    return atomic_write(path, lambda p: fig.savefig(p, dpi=DPI, format="png"))
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    return Path(path)
 
 
 def plot_image_grid(images: dict[str, np.ndarray], r500c_pix: np.ndarray, path: str | Path, *,

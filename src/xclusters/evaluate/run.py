@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from astropy.table import Table, vstack
 
+from ..dataset.layout import read_meta
 from ..provenance import provenance_record
 from ..seeds import rng_for
 from .mass import (MASS_RANGE_MID, annulus_counts, count_luminosity,
@@ -20,7 +21,7 @@ from .superobs import (METRIC_NAMES, METRIC_UNITS, METRICS, erosita_nr,
                        evaluate_superobs, psf_sigma_pix)
 from .tables import format_interval, write_ecsv, write_markdown
 
-__all__ = ["EVALUATE_DEFAULTS", "read_meta", "read_rows", "run_superobs_evaluation",
+__all__ = ["EVALUATE_DEFAULTS", "read_rows", "run_superobs_evaluation",
            "run_mass_evaluation", "table3_display"]
 
 log = logging.getLogger("xclusters.evaluate")
@@ -47,32 +48,6 @@ def _eval_cfg(config: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg.update({k: v for k, v in ((config or {}).get("evaluate") or {}).items()
                 if v is not None or k == "background_sigma_pix"})
     return cfg
-
-
-def _decode(col: np.ndarray) -> np.ndarray:
-    if col.dtype.kind == "S":
-        return np.char.decode(col, "utf-8")
-    if col.dtype.kind == "O":
-        return np.array([v.decode() if isinstance(v, bytes) else v for v in col])
-    return col
-
-
-def read_meta(dataset_h5: str | Path) -> Table:
-    """Read the ``/meta`` table of ``dataset.h5`` (compound dataset or group of columns)."""
-    import h5py
-
-    with h5py.File(dataset_h5, "r") as f:
-        if "meta" not in f:
-            raise KeyError(f"{dataset_h5}: no '/meta' table; was it written by "
-                           f"xclusters.dataset?")
-        obj = f["meta"]
-        if isinstance(obj, h5py.Dataset):
-            arr = obj[()]
-            tab = Table({name: _decode(arr[name]) for name in arr.dtype.names})
-        else:
-            tab = Table({k: _decode(obj[k][()]) for k in obj.keys()
-                         if isinstance(obj[k], h5py.Dataset)})
-    return tab
 
 
 def read_rows(dataset_h5: str | Path, key: str, rows: np.ndarray) -> np.ndarray:
@@ -185,7 +160,7 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
     inputs = read_rows(dataset_h5, "superobs/inputs", index)
     targets = read_rows(dataset_h5, "superobs/targets", index)
     bkg = read_rows(dataset_h5, "superobs/inputs_full_annulus_bkg", index)
-    meta = read_meta(dataset_h5)[index]
+    meta = read_meta(dataset_h5, check=False, units=False)[index]
     for col in ("r500c_pix_erosita", "log_m500c"):
         if col not in meta.colnames:
             raise KeyError(f"{dataset_h5}:/meta lacks column '{col}'.")
@@ -451,7 +426,7 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     finite = {k: r["sigma_dex"] for k, r in fold_fits.items() if np.isfinite(r["sigma_dex"])}
     best = min(finite, key=finite.get) if finite else None
 
-    meta = read_meta(dataset_h5)
+    meta = read_meta(dataset_h5, check=False, units=False)
     lx_table, fits = _lx_baseline(dataset_h5, meta, test_folds, config, ev)
     lx_scatter = []
     for frac in [float(x) for x in ev["lx_aperture_error_frac"]]:

@@ -1,43 +1,29 @@
 """Writers for evaluation tables: ECSV (machine-readable) and Markdown (for people).
 
-Files are written atomically (a temporary file in the same directory, renamed on success).
+Files are written atomically (:func:`xclusters.io.atomic_path`).
 """
 from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from astropy.table import Table
 
-__all__ = ["atomic_write", "write_ecsv", "write_markdown", "format_interval"]
+from ..io import atomic_path, atomic_write_text
+
+__all__ = ["write_ecsv", "write_markdown", "format_interval"]
 
 log = logging.getLogger("xclusters.evaluate")
 
 
-def atomic_write(path: str | Path, writer: Callable[[Path], Any]) -> Path:
-    """Call ``writer(tmp_path)`` and rename the temporary file to ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        writer(tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-    return path
-
-
 def write_ecsv(table: Table, path: str | Path) -> Path:
     """Write ``table`` (with its ``meta``) as ECSV."""
-    return atomic_write(path, lambda p: table.write(p, format="ascii.ecsv", overwrite=True))
+    with atomic_path(path, suffix=".ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv")
+    return Path(path)
 
 
 def format_interval(median: float, p16: float, p84: float, digits: int = 2) -> str:
@@ -84,4 +70,4 @@ def write_markdown(table: Table, path: str | Path, *, title: str | None = None,
     if note:
         lines += ["", note]
     text = "\n".join(lines) + "\n"
-    return atomic_write(path, lambda p: p.write_text(text))
+    return atomic_write_text(path, text)

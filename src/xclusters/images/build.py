@@ -14,7 +14,6 @@ inner radius 140 px and width 5 px (paper 000 sec. 2.1), stored as ``BKGANN1..3`
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,8 +23,10 @@ from astropy.wcs import WCS
 
 from ..instruments import prepare_instrument
 from ..instruments.responses import read_rmf_channels
+from ..io import atomic_path
 from ..provenance import to_fits_header
 from .bands import BANDS, band_masks
+from .grid import bin_events, image_wcs
 
 __all__ = ["ANNULUS_INNER_PX", "ANNULUS_WIDTH_PX", "image_wcs", "bin_events",
            "annulus_background", "annulus_pixel_means", "make_band_images"]
@@ -35,19 +36,6 @@ log = logging.getLogger("xclusters.images")
 #: eROSITA-NR background annulus, pixels (paper 000 sec. 2.1).
 ANNULUS_INNER_PX = 140.0
 ANNULUS_WIDTH_PX = 5.0
-
-
-def image_wcs(sky_center_deg: tuple[float, float], n_pixels: int, pixel_arcsec: float) -> WCS:
-    """Celestial TAN WCS of an ``n_pixels`` square image centred on ``sky_center_deg``."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.crval = [float(sky_center_deg[0]), float(sky_center_deg[1])]
-    w.wcs.crpix = [0.5 * (n_pixels + 1)] * 2
-    w.wcs.cdelt = [-pixel_arcsec / 3600.0, pixel_arcsec / 3600.0]
-    w.wcs.radesys = "FK5"
-    w.wcs.equinox = 2000.0
-    return w
 
 
 def _event_world(header: fits.Header, data) -> tuple[np.ndarray, np.ndarray]:
@@ -64,20 +52,6 @@ def _event_world(header: fits.Header, data) -> tuple[np.ndarray, np.ndarray]:
     if len(data) == 0:
         return np.zeros(0), np.zeros(0)
     return w.wcs_pix2world(np.asarray(data["X"], float), np.asarray(data["Y"], float), 1)
-
-
-def bin_events(ra: np.ndarray, dec: np.ndarray, masks: list[np.ndarray], wcs: WCS,
-               n_pixels: int) -> np.ndarray:
-    """Histogram events into a ``(nbands, n, n)`` float32 cube on ``wcs``'s pixel grid."""
-    cube = np.zeros((len(masks), n_pixels, n_pixels), dtype=np.float32)
-    if ra.size == 0:
-        return cube
-    px, py = wcs.wcs_world2pix(ra, dec, 0)       # 0-based pixel centres
-    edges = np.arange(n_pixels + 1) - 0.5
-    for i, m in enumerate(masks):
-        h, _, _ = np.histogram2d(py[m], px[m], bins=[edges, edges])
-        cube[i] = h.astype(np.float32)
-    return cube
 
 
 def annulus_pixel_means(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
@@ -198,10 +172,8 @@ def make_band_images(event_file: str | Path, instrument: str, out_fits: str | Pa
     to_fits_header(record, h)
 
     out = Path(out_fits)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.fits")
-    hdu.writeto(tmp, overwrite=True)
-    os.replace(tmp, out)
+    with atomic_path(out, suffix=".fits") as tmp:
+        hdu.writeto(tmp)
     log.info("wrote %s: %s counts per band %s", out, instrument,
              [float(p.sum()) for p in cube])
     return out

@@ -178,14 +178,13 @@ def _stage_real(src: str | Path, response_dir: Path, label: str) -> Path:
     digest = sha256_file(src)[:10]
     dest = response_dir / f"xc_{label}_{digest}_{src.name}"
     if not dest.exists():
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        try:
-            tmp.symlink_to(src)
-        except OSError:
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        from ..io import atomic_path
+
+        with atomic_path(dest) as tmp:
+            try:
+                tmp.symlink_to(src)
+            except OSError:
+                shutil.copyfile(src, tmp)
     return dest
 
 
@@ -469,9 +468,10 @@ def prepare_instrument(name: str, config: Mapping[str, Any],
 def prepare_instruments(config: Mapping[str, Any],
                         response_dir: str | Path | None = None) -> dict[str, InstrumentSetup]:
     """:func:`prepare_instrument` for every enabled instrument of the config."""
+    from ..stages import enabled_instruments
+
     insts = instruments_config(config)
-    names = [n for n in INSTRUMENT_NAMES if n in insts
-             and (n != "chandra_acisi" or insts[n].get("enabled", True))]
+    names = [n for n in enabled_instruments(insts) if n in insts]
     return {n: prepare_instrument(n, config, response_dir) for n in names}
 
 

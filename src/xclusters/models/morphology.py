@@ -10,10 +10,12 @@ The image centre is at pixel coordinate ((N - 1) / 2, (N - 1) / 2), the point a 
 rotation (reversal of both axes) maps onto itself. The 11-pixel boxcar pads with zeros
 outside the image (the default ``boundary='fill', fill_value=0`` of
 ``astropy.convolution.convolve``; the paper does not state the edge treatment).
-Denominators are floored at ``eps`` counts so that empty images give 0, not NaN.
+Denominators are floored at ``eps`` counts so that an empty image gives 0, not NaN: a
+guard of the loss only (its gradient must stay finite). The evaluation
+(:mod:`xclusters.evaluate.morphology`, the NumPy implementation of the same definitions with
+R500c apertures) reports empty images as NaN.
 
-The TensorFlow versions work on batches ``(B, H, W, C)`` and return ``(B, C)``; the NumPy
-versions (same definitions) serve evaluation and tests.
+The functions work on batches ``(B, H, W, C)`` and return ``(B, C)``.
 
 The loss (paper 000 section 2.3) is ``mae_weight * MAE + sum_i w_i * |P_i(pred) - P_i(true)|``
 averaged over bands, with the weights of ``train.superobs.*_weight``. The morphology of the
@@ -28,7 +30,6 @@ import numpy as np
 __all__ = [
     "CONC_R_INNER_PX", "CONC_R_OUTER_PX", "BOXCAR_PX", "EPS_COUNTS",
     "concentration", "asymmetry", "smoothness", "morphology",
-    "concentration_np", "asymmetry_np", "smoothness_np", "morphology_np",
     "SuperobsLoss", "custom_objects",
 ]
 
@@ -116,55 +117,6 @@ def morphology(x, eps: float = EPS_COUNTS) -> dict:
     """All three fixed parameters, ``{"concentration", "asymmetry", "smoothness"}`` -> (B, C)."""
     return {"concentration": concentration(x, eps=eps), "asymmetry": asymmetry(x, eps=eps),
             "smoothness": smoothness(x, eps=eps)}
-
-
-# --------------------------------------------------------------------------- NumPy
-def _as_batch(x) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 2:
-        a = a[None, :, :, None]
-    elif a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4:
-        raise ValueError(f"image shape {np.shape(x)}: expected (H, W), (H, W, C) or (B, H, W, C)")
-    return a
-
-
-def _radius_np(h: int, w: int) -> np.ndarray:
-    yy = np.arange(h) - (h - 1) / 2.0
-    xx = np.arange(w) - (w - 1) / 2.0
-    return np.hypot(yy[:, None], xx[None, :])
-
-
-def concentration_np(x, r_inner_px: float = CONC_R_INNER_PX,
-                     r_outer_px: float = CONC_R_OUTER_PX, eps: float = EPS_COUNTS) -> np.ndarray:
-    """NumPy version of :func:`concentration`; accepts (H, W), (H, W, C) or (B, H, W, C)."""
-    a = _as_batch(x)
-    r = _radius_np(a.shape[1], a.shape[2])[None, :, :, None]
-    inner = np.where(r <= r_inner_px, a, 0.0).sum(axis=(1, 2))
-    outer = np.where(r <= r_outer_px, a, 0.0).sum(axis=(1, 2))
-    return inner / np.maximum(outer, eps)
-
-
-def asymmetry_np(x, eps: float = EPS_COUNTS) -> np.ndarray:
-    """NumPy version of :func:`asymmetry`."""
-    a = _as_batch(x)
-    return np.abs(a - a[:, ::-1, ::-1, :]).sum(axis=(1, 2)) / np.maximum(a.sum(axis=(1, 2)), eps)
-
-
-def smoothness_np(x, width: int = BOXCAR_PX, eps: float = EPS_COUNTS) -> np.ndarray:
-    """NumPy version of :func:`smoothness` (zero padding, like ``astropy`` ``boundary='fill'``)."""
-    from scipy.ndimage import uniform_filter
-
-    a = _as_batch(x)
-    sm = uniform_filter(a, size=(1, width, width, 1), mode="constant", cval=0.0)
-    return np.abs(a - sm).sum(axis=(1, 2)) / np.maximum(a.sum(axis=(1, 2)), eps)
-
-
-def morphology_np(x, eps: float = EPS_COUNTS) -> dict:
-    """All three fixed parameters (NumPy), each ``(B, C)``."""
-    return {"concentration": concentration_np(x, eps=eps), "asymmetry": asymmetry_np(x, eps=eps),
-            "smoothness": smoothness_np(x, eps=eps)}
 
 
 # --------------------------------------------------------------------------- loss

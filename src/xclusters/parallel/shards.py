@@ -24,6 +24,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..io import atomic_path, remove_stale_temporaries
+from ..stages import enabled_instruments
 from .cost import costs_for, expected_cost
 from .errors import StageError, disk_full_from, probe_disk_full
 from .mapping import map_clusters
@@ -124,19 +125,10 @@ def image_paths(cluster_id: str, clusters_dir: str | Path, instruments: Sequence
     return [base / f"image_{inst}_{axis}.fits" for inst in instruments for axis in projections]
 
 
-def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
-    """Instruments whose images a run makes: erosita, ideal and chandra_acisi if enabled."""
-    insts = ["erosita", "ideal"]
-    chandra = (config.get("instruments") or {}).get("chandra_acisi") or {}
-    if chandra.get("enabled", True):
-        insts.append("chandra_acisi")
-    return insts
-
-
 def default_expected_outputs(config: Mapping[str, Any]) -> Callable[[dict, Path], list[Path]]:
     """The final outputs of a cluster under ``config``: its band images (DESIGN.md)."""
     insts = enabled_instruments(config)
-    projections = list(config.get("projections", ["z"]))
+    projections = list(config["projections"])
 
     def expected(row: dict, clusters_dir: Path) -> list[Path]:
         return image_paths(row["cluster_id"], clusters_dir, insts, projections)
@@ -237,7 +229,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
               expected_outputs: Callable[[dict, Path], list[Path]] | None = None,
               manifest_path: str | Path | None = None, retries: int | None = None,
               on_error: str | None = None,
-              cost: Callable[[dict], float | None] | None = expected_cost) -> Path:
+              cost: Callable[[dict], float | None] | None = expected_cost,
+              is_current: Callable[[dict, Path], bool] | None = None) -> Path:
     """Build every cluster of a shard (resuming) and write its manifest atomically.
 
     Parameters
@@ -269,6 +262,11 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
         :func:`xclusters.parallel.cost.expected_cost` (expected photon count from ``m500c``
         and ``redshift``); ``None`` submits in shard order. Outputs and the manifest do not
         depend on it.
+    is_current : callable, optional
+        ``(row, clusters_dir) -> bool``: whether a cluster whose outputs all exist was made
+        with the current settings (e.g. their recorded stage fingerprints match,
+        :mod:`xclusters.stages`); a cluster for which it is false is built again. Default:
+        existing outputs are current.
 
     Returns
     -------
@@ -292,7 +290,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
     for row in rows:
         cid = str(row["cluster_id"])
         expected = expected_outputs(row, clusters_dir)
-        if expected and all(Path(p).is_file() for p in expected):
+        if (expected and all(Path(p).is_file() for p in expected)
+                and (is_current is None or is_current(row, clusters_dir))):
             status[cid] = {"status": "skipped-existing", "stage": "", "error": "",
                            "outputs": _relative([str(p) for p in expected], clusters_dir)}
         else:

@@ -17,21 +17,16 @@ import numpy as np
 
 from ..parallel.errors import stage_context
 from ..paths import checked_id, safe_id
-from ..provenance import config_hash, provenance_record
+from ..provenance import provenance_record
 from ..seeds import int_seed_for
+from ..stages import (StageSettings, build_stages, chain, chain_fingerprints, describe_change,
+                      enabled_instruments, remember)
 
 log = logging.getLogger("xclusters.pipeline")
 
 __all__ = ["build_cluster", "enabled_instruments", "peak_areas_cm2", "image_path",
-           "neighbour_photon_lists", "intermediates", "clean_intermediates"]
-
-
-def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
-    """Instruments observed in this run (``chandra_acisi`` can be disabled)."""
-    names = ["erosita", "ideal"]
-    if config["instruments"]["chandra_acisi"].get("enabled", True):
-        names.append("chandra_acisi")
-    return names
+           "neighbour_photon_lists", "intermediates", "clean_intermediates", "cluster_stages",
+           "cluster_budget", "recorded_fingerprints", "stale_outputs", "settings_store"]
 
 
 def image_path(clusters_dir: str | Path, cluster_id: str, instrument: str, axis: str) -> Path:
@@ -51,6 +46,123 @@ def peak_areas_cm2(config: Mapping[str, Any], response_dir: str | Path | None = 
         _, area = read_arf(setup.files["arf"])
         out[name] = float(np.max(area))
     return out
+
+
+def cluster_budget(config: Mapping[str, Any], response_dir: str | Path | None = None
+                   ) -> tuple[float, float]:
+    """Photon-list ``(area_cm2, exposure_s)`` of every cluster of the run (enough for each
+    enabled instrument's peak area x exposure, times ``photons.area_margin``)."""
+    from ..observe.photons import photon_budget
+
+    instruments = enabled_instruments(config)
+    return photon_budget({k: config["instruments"][k] for k in instruments},
+                         peak_areas_cm2(config, response_dir),
+                         area_margin=float(config["photons"]["area_margin"]))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalar (numpy scalars -> Python)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def run_cosmology(meta: Mapping[str, Any] | None):
+    """The run's cosmology from the sample (or shard) meta; see
+    :func:`xclusters.catalogs.schema.cosmology_from_meta`."""
+    from ..catalogs.schema import cosmology_from_meta
+
+    return cosmology_from_meta(meta)
+
+
+def cluster_stages(stages: Mapping[str, StageSettings], row: Mapping[str, Any],
+                   neighbours: Sequence[Mapping[str, Any]], budget: tuple[float, float],
+                   cosmology=None) -> dict[str, StageSettings]:
+    """The run's stage settings with this cluster's own inputs added.
+
+    ``source`` gets the sample row, ``photons`` the photon budget (so a changed exposure that
+    leaves the budget alone keeps the photon list) and the run's cosmology (default:
+    :func:`run_cosmology` of no meta), ``events.<inst>`` the light-cone neighbours added to the
+    observation.
+    """
+    cosmo = run_cosmology(None) if cosmology is None else cosmology
+    out = dict(stages)
+    out["source"] = stages["source"].with_values(
+        row={k: _plain(v) for k, v in row.items()})
+    out["photons"] = stages["photons"].with_values(
+        photon_area_cm2=float(budget[0]), photon_exposure_s=float(budget[1]),
+        cosmology_H0=float(cosmo.H0.value), cosmology_Om0=float(cosmo.Om0))
+    nb = [{k: _plain(v) for k, v in r.items()} for r in neighbours]
+    for name in stages:
+        if name.startswith("events."):
+            out[name] = stages[name].with_values(neighbours=nb)
+    return out
+
+
+def settings_store(clusters_dir: str | Path) -> Path:
+    """Where the settings behind each fingerprint are kept: ``<run>/stage_settings/``."""
+    return Path(clusters_dir).resolve().parent / "stage_settings"
+
+
+def recorded_fingerprints(path: str | Path) -> dict[str, str]:
+    """The ``{stage: fingerprint}`` a per-cluster file records (empty if none or unreadable)."""
+    import json
+
+    path = Path(path)
+    text = None
+    try:
+        if path.suffix == ".fits":
+            from astropy.io import fits
+
+            with fits.open(path) as hdul:
+                text = hdul[0].header.get("HIERARCH XC FINGERPRINTS")
+        else:
+            with h5py.File(path, "r") as fh:
+                for group, key in (("info", "xclusters_fingerprints"),
+                                   ("grid", "provenance_fingerprints")):
+                    if group in fh and key in fh[group].attrs:
+                        text = fh[group].attrs[key]
+                        break
+    except (OSError, ValueError, KeyError):
+        return {}
+    if isinstance(text, bytes):
+        text = text.decode()
+    try:
+        return dict(json.loads(text)) if text else {}
+    except ValueError:
+        return {}
+
+
+def stale_outputs(path: Path, stages: Sequence[StageSettings], store: Path | None,
+                  what: str) -> bool:
+    """True when ``path`` must be (re)built: missing, or made with other settings (logged)."""
+    if not path.is_file():
+        return True
+    change = describe_change(recorded_fingerprints(path), stages, store)
+    if change is None:
+        return False
+    log.info("%s %s: rebuilding, settings changed: %s", what, path.name, change)
+    return True
+
+
+def _fingerprint_json(stages: Sequence[StageSettings]) -> str:
+    import json
+
+    return json.dumps(chain_fingerprints(stages), sort_keys=True)
+
+
+def images_current(config: Mapping[str, Any], row: Mapping[str, Any], clusters_dir: str | Path,
+                   *, stages: Mapping[str, StageSettings], budget: tuple[float, float],
+                   neighbours_file: str | None = None, cosmology=None) -> bool:
+    """True when every band image of the cluster exists and records the current settings."""
+    from ..catalogs.neighbours import neighbour_rows
+
+    cid = checked_id(row["cluster_id"])
+    finals = [(image_path(clusters_dir, cid, inst, ax), inst)
+              for ax in config["projections"] for inst in enabled_instruments(config)]
+    if not all(p.is_file() for p, _ in finals):
+        return False
+    cst = cluster_stages(stages, row, neighbour_rows(neighbours_file, cid), budget, cosmology)
+    return all(recorded_fingerprints(p) == chain_fingerprints(chain(cst, "images", inst))
+               for p, inst in finals)
 
 
 _EMISSION_KEYS = ("emission_model", "emission_model_version", "emission_data",
@@ -98,14 +210,18 @@ def clean_intermediates(cdir: Path, keep_photons: bool) -> int:
 
 def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
                            cdir: Path, *, cluster_id: str, area_cm2: float,
-                           exposure_s: float) -> list[dict[str, Any]]:
+                           exposure_s: float,
+                           stages: Mapping[str, StageSettings] | None = None,
+                           store: Path | None = None, cosmology=None
+                           ) -> list[dict[str, Any]]:
     """Make (or reuse) one photon list per light-cone neighbour of a cluster.
 
     Each neighbour is an analytic halo of its own mass and redshift (the same draws as if it
     were a sample cluster: ``rng_for(seed, halo_id, "sources")``) on a coarser grid of
     ``sources.neighbour_grid_cells`` cells, without AGN of its own (the cluster's box already
     holds the field's AGN). Its photon list has the cluster's area x time, so every
-    observation can draw from it.
+    observation can draw from it. A list is reused only when it records the current source
+    and photon fingerprints (:mod:`xclusters.stages`).
 
     Parameters
     ----------
@@ -120,6 +236,12 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
         For messages and provenance.
     area_cm2, exposure_s : float
         The cluster's photon budget.
+    stages : mapping, optional
+        The cluster's stage settings (:func:`cluster_stages`); default: from ``config``.
+    store : Path, optional
+        :func:`settings_store`, to name changed settings in the log.
+    cosmology : astropy.cosmology.FLRW, optional
+        The run's cosmology (default :func:`run_cosmology` of no meta).
 
     Returns
     -------
@@ -130,6 +252,10 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
     from ..observe.photons import EmptyPhotonListError, make_photon_list
     from ..sources import build_source, write_source
 
+    if stages is None:
+        stages = cluster_stages(build_stages(config), {"cluster_id": cluster_id}, neighbours,
+                                (area_cm2, exposure_s), cosmology)
+    cosmology = run_cosmology(None) if cosmology is None else cosmology
     seed = int(config["seed"])
     ndir = cdir / "neighbours"
     cfg = dict(config["sources"], kind="analytic", include_agn=False,
@@ -139,20 +265,25 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
         halo_id = int(nb["halo_id"])
         name = f"nb_{safe_id(halo_id)}"
         photons = ndir / f"{name}_photons.h5"
-        if not photons.is_file():
+        nb_chain = [stages["source"].with_values(row={k: _plain(v) for k, v in nb.items()},
+                                                 neighbour=True),
+                    stages["photons"]]
+        if stale_outputs(photons, nb_chain, store, f"cluster {cluster_id}: neighbour"):
             ndir.mkdir(parents=True, exist_ok=True)
             source = ndir / f"{name}_source.h5"
-            if not source.is_file():
+            if stale_outputs(source, nb_chain[:1], store, f"cluster {cluster_id}: neighbour"):
                 src = build_source(dict(nb, cluster_id=name), cfg, seed)
-                write_source(source, src, config=config, seed=seed)
+                write_source(source, src, seed=seed,
+                             provenance={"fingerprints": _fingerprint_json(nb_chain[:1])})
             try:
                 make_photon_list(source, photons, emission_cfg=config["emission"],
                                  area_cm2=area_cm2, exposure_s=exposure_s,
                                  redshift=float(nb["redshift"]),
                                  seed=int_seed_for(seed, halo_id, "photons"),
                                  cluster_id=f"{cluster_id}/{name}",
-                                 provenance={"config_hash": config_hash(config),
-                                             "neighbour_of": cluster_id})
+                                 provenance={"fingerprints": _fingerprint_json(nb_chain),
+                                             "neighbour_of": cluster_id},
+                                 cosmology=cosmology)
             except EmptyPhotonListError as exc:
                 log.warning("cluster %s: neighbour %s left out: %s", cluster_id, name, exc)
                 continue
@@ -166,8 +297,13 @@ def neighbour_photon_lists(neighbours: Sequence[Mapping[str, Any]], config: Mapp
 
 
 def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str,
-                  neighbours_file: str | None = None) -> dict:
+                  neighbours_file: str | None = None,
+                  sample_meta: Mapping[str, Any] | None = None) -> dict:
     """Build the band images of one cluster for every instrument and projection axis.
+
+    Every file records the fingerprints of the stages that made it (:mod:`xclusters.stages`):
+    a file is reused only when they match the current settings, else it is rebuilt and one
+    log line names the settings that changed.
 
     Parameters
     ----------
@@ -181,16 +317,21 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     neighbours_file : str, optional
         ``neighbours.ecsv`` of the sample step; the cluster's light-cone neighbours in it are
         added to every observation (:func:`neighbour_photon_lists`).
+    sample_meta : mapping, optional
+        Meta of the sample (or shard) table: ``cosmology_H0``/``cosmology_Om0``, the run's
+        cosmology (:func:`run_cosmology`), which pyXSIM uses for the distances and the image
+        headers record. Default: Planck18.
 
     Returns
     -------
     dict
         ``{"cluster_id": ..., "outputs": [image paths], "emission_model": ...}``.
     """
+    from ..catalogs.neighbours import neighbour_rows
     from ..images import make_band_images
     from ..instruments import default_response_dir, register_instruments
     from ..observe.events import simulate_events
-    from ..observe.photons import make_photon_list, photon_budget, project_to_simput
+    from ..observe.photons import make_photon_list, project_to_simput
     from ..sources import build_source, write_source
 
     cid = checked_id(row["cluster_id"])
@@ -202,49 +343,56 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     axes = list(config["projections"])
     sky = (float(row["ra"]), float(row["dec"]))
     response_dir = default_response_dir(config)
-    finals = [image_path(outdir, cid, inst, ax) for ax in axes for inst in instruments]
-    keep_photons = bool(config["photons"].get("keep", False))
-    if all(p.is_file() for p in finals):
+    keep_photons = bool(config["photons"]["keep"])
+    register_instruments(config, response_dir)
+    area_cm2, exposure_s = cluster_budget(config, response_dir)
+    nb_rows = neighbour_rows(neighbours_file, cid)
+    cosmology = run_cosmology(sample_meta)
+    run_stages = build_stages(config)
+    stages = cluster_stages(run_stages, row, nb_rows, (area_cm2, exposure_s), cosmology)
+    store = settings_store(outdir)
+    remember(store, stages.values())
+
+    finals = {(inst, ax): image_path(outdir, cid, inst, ax) for ax in axes for inst in instruments}
+    todo = {key: path for key, path in finals.items()
+            if stale_outputs(path, chain(stages, "images", key[0]), store, f"cluster {cid}:")}
+    if not todo:
         clean_intermediates(cdir, keep_photons)
-        return {"cluster_id": cid, "outputs": [str(p) for p in finals], "skipped": True}
+        return {"cluster_id": cid, "outputs": [str(p) for p in finals.values()],
+                "skipped": True}
 
     with stage_context("sources", cid):
         source_path = cdir / "source.h5"
-        if not source_path.is_file():
+        source_chain = chain(stages, "source")
+        if stale_outputs(source_path, source_chain, store, f"cluster {cid}:"):
             src = build_source(dict(row), config["sources"], seed,
                                snapshot_path=config["catalog"].get("snapshot"))
-            write_source(source_path, src, config=config, seed=seed)
+            write_source(source_path, src, seed=seed,
+                         provenance={"fingerprints": _fingerprint_json(source_chain)})
 
     with stage_context("photons", cid):
-        register_instruments(config, response_dir)
-        area_cm2, exposure_s = photon_budget(
-            {k: config["instruments"][k] for k in instruments},
-            peak_areas_cm2(config, response_dir),
-            area_margin=float(config["photons"].get("area_margin", 1.5)))
         photon_file = cdir / "photons.h5"
-        if not photon_file.is_file():
+        photon_chain = chain(stages, "photons")
+        if stale_outputs(photon_file, photon_chain, store, f"cluster {cid}:"):
             make_photon_list(source_path, photon_file, emission_cfg=config["emission"],
                              area_cm2=area_cm2, exposure_s=exposure_s,
                              redshift=float(row["redshift"]),
                              seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
-                             provenance={"config_hash": config_hash(config)})
+                             provenance={"fingerprints": _fingerprint_json(photon_chain)},
+                             cosmology=cosmology)
         emission = _emission_provenance(photon_file)
         emission_model = emission["emission_model"]
 
     with stage_context("neighbours", cid):
-        from ..catalogs.neighbours import neighbour_rows
-
-        nb_rows = neighbour_rows(neighbours_file, cid)
         nb_lists = neighbour_photon_lists(nb_rows, config, cdir, cluster_id=cid,
-                                          area_cm2=area_cm2, exposure_s=exposure_s)
+                                          area_cm2=area_cm2, exposure_s=exposure_s,
+                                          stages=stages, store=store, cosmology=cosmology)
 
     # AGN of the source (power-law spectra), added to every projection's SIMPUT.
-    agn = source_path if config["sources"].get("include_agn", True) else None
-    outputs = []
+    agn = source_path if config["sources"]["include_agn"] else None
     for ax in axes:
-        todo = [inst for inst in instruments if not image_path(outdir, cid, inst, ax).is_file()]
-        if not todo:
-            outputs += [str(image_path(outdir, cid, inst, ax)) for inst in instruments]
+        insts = [inst for inst in instruments if (inst, ax) in todo]
+        if not insts:
             continue
         simput_dir = cdir / f"simput_{ax}"
         with stage_context("projection", cid):
@@ -256,30 +404,31 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                                        seed=int_seed_for(seed, halo_id, "project", ax),
                                        cluster_id=cid, point_sources=agn,
                                        neighbours=nb_lists)
-        for inst in instruments:
-            final = image_path(outdir, cid, inst, ax)
-            if final.is_file():
-                outputs.append(str(final))
-                continue
+        for inst in insts:
+            final = finals[(inst, ax)]
             events = cdir / f"events_{inst}_{ax}.fits"
             with stage_context(f"events:{inst}", cid):
                 simulate_events(simput, inst, events, config=config, sky_center_deg=sky,
                                 seed=int_seed_for(seed, halo_id, "events", ax, inst),
                                 response_dir=response_dir)
             with stage_context(f"images:{inst}", cid):
-                prov = provenance_record(config, **emission,
-                                         cluster_id=cid, halo_id=halo_id, projection=ax,
-                                         n_neighbours=len(nb_lists),
-                                         m500c_msun=float(row["m500c"]),
-                                         r500c_kpc=float(row["r500c"]),
-                                         redshift=float(row["redshift"]))
+                prov = provenance_record(
+                    seed=seed, **emission,
+                    # this cluster's (sample row, photon budget, neighbours included), and
+                    # the run's, the same for every cluster
+                    fingerprints=_fingerprint_json(chain(stages, "images", inst)),
+                    stage_fingerprints=_fingerprint_json(chain(run_stages, "images", inst)),
+                    cluster_id=cid, halo_id=halo_id, projection=ax,
+                    n_neighbours=len(nb_lists), m500c_msun=float(row["m500c"]),
+                    r500c_kpc=float(row["r500c"]), redshift=float(row["redshift"]),
+                    cosmology_H0=float(cosmology.H0.value), cosmology_Om0=float(cosmology.Om0))
                 make_band_images(events, inst, final, config=config, sky_center_deg=sky,
                                  provenance=prov, response_dir=response_dir)
             events.unlink(missing_ok=True)
-            outputs.append(str(final))
         shutil.rmtree(simput_dir, ignore_errors=True)
     if not keep_photons:
         photon_file.unlink(missing_ok=True)
         shutil.rmtree(cdir / "neighbours", ignore_errors=True)
-    log.info("cluster %s: %d images", cid, len(outputs))
-    return {"cluster_id": cid, "outputs": outputs, "emission_model": emission_model}
+    log.info("cluster %s: %d images (%d rebuilt)", cid, len(finals), len(todo))
+    return {"cluster_id": cid, "outputs": [str(p) for p in finals.values()],
+            "emission_model": emission_model}

@@ -6,7 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from .cluster import build_cluster, clean_intermediates, enabled_instruments, image_path
+from ..stages import build_stages, enabled_instruments
+from .cluster import (build_cluster, clean_intermediates, cluster_budget, image_path,
+                      images_current)
 
 log = logging.getLogger("xclusters.pipeline")
 
@@ -27,8 +29,30 @@ def _register_in_worker(config: dict) -> None:
     register_instruments(config, default_response_dir(config))
 
 
+def current_checker(config: Mapping[str, Any], neighbours: str | Path | None = None,
+                    sample_meta: Mapping[str, Any] | None = None):
+    """``(row, clusters_dir) -> bool``: the cluster's images record the current fingerprints.
+
+    Needs the instruments' responses (for the photon budget), so call it after
+    :func:`xclusters.instruments.register_instruments`.
+    """
+    from ..instruments import default_response_dir
+    from .cluster import run_cosmology
+
+    stages = build_stages(config)
+    budget = cluster_budget(config, default_response_dir(config))
+    nb = None if neighbours is None else str(neighbours)
+    return functools.partial(_images_current, config=dict(config), stages=stages,
+                             budget=budget, neighbours_file=nb,
+                             cosmology=run_cosmology(sample_meta))
+
+
+def _images_current(row, clusters_dir, **kwargs) -> bool:
+    return images_current(kwargs.pop("config"), row, clusters_dir, **kwargs)
+
+
 def clean_finished_clusters(shard: str | Path, config: Mapping[str, Any],
-                            clusters_dir: str | Path) -> int:
+                            clusters_dir: str | Path, is_current=None) -> int:
     """Remove the intermediates of the shard's finished clusters (a killed job's leftovers).
 
     A job killed after a cluster's last image but before its clean-up leaves photon lists,
@@ -37,10 +61,13 @@ def clean_finished_clusters(shard: str | Path, config: Mapping[str, Any],
     """
     from astropy.table import Table
 
-    keep = bool(config["photons"].get("keep", False))
+    keep = bool(config["photons"]["keep"])
     cleaned = 0
-    for row in Table.read(shard, format="ascii.ecsv"):
-        if all(p.is_file() for p in expected_images(config, row, Path(clusters_dir))):
+    from ..parallel.shards import row_to_dict
+
+    for row in map(row_to_dict, Table.read(shard, format="ascii.ecsv")):
+        if (all(p.is_file() for p in expected_images(config, row, Path(clusters_dir)))
+                and (is_current is None or is_current(row, Path(clusters_dir)))):
             cleaned += bool(clean_intermediates(Path(clusters_dir) / str(row["cluster_id"]),
                                                 keep))
     return cleaned
@@ -61,15 +88,22 @@ def build_shard(shard: str | Path, config: Mapping[str, Any], *, clusters_dir: s
     from ..parallel.shards import run_shard
 
     config = dict(config)
-    clean_finished_clusters(shard, config, clusters_dir)
     # Generate the response files once, before workers start, so they never race on them.
     register_instruments(config, default_response_dir(config))
+    from astropy.table import Table
+
+    # the run's cosmology (the catalogue's, copied into every shard): pyXSIM's distances and
+    # the image headers use it, as the sample's R500c do
+    meta = {k: v for k, v in Table.read(shard, format="ascii.ecsv").meta.items()
+            if k in ("cosmology_H0", "cosmology_Om0")}
+    is_current = current_checker(config, neighbours, meta)
+    clean_finished_clusters(shard, config, clusters_dir, is_current)
     Path(manifest).parent.mkdir(parents=True, exist_ok=True)
     with client_session(config["parallel"], threads=threads, mem_mb=mem_mb,
                         worker_setup=functools.partial(_register_in_worker, config)) as client:
-        func = (functools.partial(build_cluster, neighbours_file=str(neighbours))
-                if neighbours is not None else build_cluster)
+        func = functools.partial(build_cluster, sample_meta=meta,
+                                 neighbours_file=None if neighbours is None else str(neighbours))
         return run_shard(shard, func, config=config, clusters_dir=clusters_dir,
                          client=client,
                          expected_outputs=functools.partial(expected_images, config),
-                         manifest_path=manifest)
+                         manifest_path=manifest, is_current=is_current)

@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["EROSITA_PI_BANDS", "EROSITA_ENERGY_BANDS_KEV", "BAND_NAMES", "EROSITA_PIXEL_ARCSEC",
-           "EROSITA_N_CHANNELS", "COUNT_UNITS", "CHANNEL_UNITS", "InputFileError", "tan_wcs",
-           "read_band_image", "read_single_image", "bin_events", "write_prediction_fits"]
+           "EROSITA_N_CHANNELS", "COUNT_UNITS", "CHANNEL_UNITS", "InputFileError",
+           "read_band_image", "read_single_image", "bin_event_list", "write_prediction_fits"]
 
 log = logging.getLogger("xclusters.predict")
 
@@ -33,23 +33,6 @@ COUNT_UNITS = ("", "count", "counts", "ct", "cts", "photon", "photons")
 
 class InputFileError(ValueError):
     """An input FITS file does not hold what inference needs."""
-
-
-def tan_wcs(ra_deg: float, dec_deg: float, n_pixels: int, pixel_arcsec: float):
-    """A gnomonic (TAN) celestial WCS centred on ``(ra_deg, dec_deg)``, RA increasing left.
-
-    The sky position falls on the image centre, FITS pixel ``(n + 1) / 2``.
-    """
-    from astropy.wcs import WCS
-
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [float(ra_deg), float(dec_deg)]
-    w.wcs.crpix = [(n_pixels + 1) / 2.0, (n_pixels + 1) / 2.0]
-    w.wcs.cdelt = [-pixel_arcsec / 3600.0, pixel_arcsec / 3600.0]
-    w.wcs.cunit = ["deg", "deg"]
-    w.wcs.radesys = "ICRS"
-    return w
 
 
 def _check_units(header, path: Path, hdu_name: str) -> None:
@@ -88,8 +71,12 @@ def _open_fits(path: str | Path, what: str):
         raise InputFileError(f"{p}: not a readable FITS file ({exc})") from exc
 
 
-def read_band_image(path: str | Path, n_bands: int = 3):
+def read_band_image(path: str | Path, n_bands: int | None = 3):
     """Read an ``n_bands`` image: a cube ``(n_bands, H, W)`` in one HDU or one 2-D HDU per band.
+
+    The one band-image reader: user images for inference and the pipeline's own images
+    (:func:`xclusters.dataset.build.read_cluster_image`). ``n_bands=None`` takes the first
+    cube as it is (a single 2-D image is one band).
 
     Returns
     -------
@@ -103,8 +90,11 @@ def read_band_image(path: str | Path, n_bands: int = 3):
     p = Path(path)
     with _open_fits(p, "input image") as hdul:
         imgs = _image_hdus(hdul)
-        cubes = [h for h in imgs if h.data.ndim == 3 and h.data.shape[0] == n_bands]
+        cubes = [h for h in imgs if h.data.ndim == 3
+                 and (n_bands is None or h.data.shape[0] == n_bands)]
         planes = [h for h in imgs if h.data.ndim == 2]
+        if n_bands is None and not cubes:
+            n_bands = 1
         if cubes:
             hdu = cubes[0]
             cube = np.asarray(hdu.data, dtype=np.float32)
@@ -203,8 +193,8 @@ def _sky_center(header, sky_center, path: Path) -> tuple[float, float]:
                          "(RA_PNT/DEC_PNT, RA_NOM/DEC_NOM); pass sky_center=(ra_deg, dec_deg)")
 
 
-def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
-               pixel_arcsec: float = EROSITA_PIXEL_ARCSEC):
+def bin_event_list(path: str | Path, sky_center=None, image_pixels: int = 256,
+                   pixel_arcsec: float = EROSITA_PIXEL_ARCSEC):
     """Bin an eROSITA event list into soft/medium/hard count images on a TAN grid.
 
     Parameters
@@ -247,11 +237,14 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
         dec = np.asarray(table[table.columns.names[names.index("DEC")]], dtype=np.float64)
         masks, bad_pi, band_text = _channel_masks(table, p)
     ra0, dec0 = _sky_center(header, sky_center, p)
-    wcs = tan_wcs(ra0, dec0, int(image_pixels), float(pixel_arcsec))
+    from ..images.grid import bin_events, image_wcs
+
+    # the grid and histogram of the simulated images (xclusters.images.grid)
+    wcs = image_wcs((ra0, dec0), int(image_pixels), float(pixel_arcsec))
     bad_pos = ~np.isfinite(ra) | ~np.isfinite(dec)
     px, py = np.full(ra.shape, np.nan), np.full(ra.shape, np.nan)
     if (~bad_pos).any():
-        px[~bad_pos], py[~bad_pos] = wcs.world_to_pixel_values(ra[~bad_pos], dec[~bad_pos])
+        px[~bad_pos], py[~bad_pos] = wcs.wcs_world2pix(ra[~bad_pos], dec[~bad_pos], 0)
     inside = ((px >= -0.5) & (px < int(image_pixels) - 0.5) & (py >= -0.5)
               & (py < int(image_pixels) - 0.5))
     in_band = np.any(masks, axis=0) if masks else np.zeros(ra.shape, bool)
@@ -260,9 +253,7 @@ def bin_events(path: str | Path, sky_center=None, image_pixels: int = 256,
                f"outside the bands ({band_text})": int((~in_band & ~bad_pi & ~bad_pos).sum()),
                f"outside the {image_pixels}x{image_pixels} px image": int(
                    (in_band & ~bad_pos & ~inside).sum())}
-    edges = np.arange(int(image_pixels) + 1) - 0.5
-    cube = np.stack([np.histogram2d(py[m & inside], px[m & inside], bins=(edges, edges))[0]
-                     for m in masks])
+    cube = bin_events(ra, dec, [m & inside & ~bad_pos for m in masks], wcs, int(image_pixels))
     used = int(cube.sum())
     summary = ", ".join(f"{n} {why}" for why, n in dropped.items() if n) or "none"
     if ra.size == 0 or used == 0:

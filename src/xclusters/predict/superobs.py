@@ -123,9 +123,9 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
             f"{limit}x{limit} px (its training size); bin a smaller image")
     background = None
     if event_list:
-        cube, wcs, header = fitsio.bin_events(input, sky_center, image_pixels, pixel_arcsec)
+        cube, wcs, header = fitsio.bin_event_list(input, sky_center, image_pixels, pixel_arcsec)
         if nr_baseline:
-            field, _, _ = fitsio.bin_events(input, sky_center, max(field_pixels, image_pixels),
+            field, _, _ = fitsio.bin_event_list(input, sky_center, max(field_pixels, image_pixels),
                                             pixel_arcsec)
             background = annulus_background(field)
     else:

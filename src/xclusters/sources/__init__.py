@@ -15,7 +15,7 @@ __all__ = ["build_analytic_source", "build_simulation_source", "write_source", "
 
 def build_source(row, sources_cfg, seed, snapshot_path=None):
     """Dispatch on ``sources.kind`` (``analytic`` | ``simulation``)."""
-    kind = sources_cfg.get("kind", "analytic")
+    kind = sources_cfg["kind"]
     if kind == "analytic":
         return build_analytic_source(row, sources_cfg, seed)
     if kind == "simulation":

@@ -83,10 +83,10 @@ def draw_agn(rng: np.random.Generator, cfg: Mapping[str, Any], half_side_kpc: fl
     dPhi/dlogL ∝ 1 / ((L/L*)^g1 + (L/L*)^g2) (Hasinger et al. 2005 form), sampled by
     inverse-CDF on a fine log L grid between ``sources.agn_log_lum_range``.
     """
-    n = int(rng.poisson(float(cfg.get("agn_mean_number", 0))))
-    g1, g2 = (float(v) for v in cfg.get("agn_xlf_slopes", [0.87, 2.57]))
-    lbreak = float(cfg.get("agn_xlf_log_break", 43.94))
-    lo, hi = (float(v) for v in cfg.get("agn_log_lum_range", [41.5, 44.5]))
+    n = int(rng.poisson(float(cfg["agn_mean_number"])))
+    g1, g2 = (float(v) for v in cfg["agn_xlf_slopes"])
+    lbreak = float(cfg["agn_xlf_log_break"])
+    lo, hi = (float(v) for v in cfg["agn_log_lum_range"])
     logl = np.linspace(lo, hi, 512)
     pdf = 1.0 / (10 ** (g1 * (logl - lbreak)) + 10 ** (g2 * (logl - lbreak)))
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(logl))])
@@ -94,7 +94,7 @@ def draw_agn(rng: np.random.Generator, cfg: Mapping[str, Any], half_side_kpc: fl
     lum = 10 ** np.interp(rng.uniform(size=n), cdf, logl)
     pos = rng.uniform(-half_side_kpc, half_side_kpc, size=(3, n))
     return {"x_kpc": pos[0], "y_kpc": pos[1], "z_kpc": pos[2], "luminosity_erg_s": lum,
-            "photon_index": np.full(n, float(cfg.get("agn_photon_index", 1.9)))}
+            "photon_index": np.full(n, float(cfg["agn_photon_index"]))}
 
 
 def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any],
@@ -124,7 +124,7 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
     m500 = float(row["m500c"])
     z = float(row["redshift"])
     rng = rng_for(seed, halo_id, "sources")
-    cool_core = bool(rng.uniform() < float(cfg.get("cool_core_fraction", 0.4)))
+    cool_core = bool(rng.uniform() < float(cfg["cool_core_fraction"]))
     main = _halo_component(m500, z, cfg, rng, cool_core)
     r500 = float(row["r500c"]) if "r500c" in _keys(row) and np.isfinite(row["r500c"]) \
         else main["r500"]
@@ -138,17 +138,17 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
     half = 0.5 * side
     dx = side / n
     centres = -half + dx * (np.arange(n) + 0.5)
-    ns = max(int(cfg.get("subsample", 1)), 1)
+    ns = int(cfg["subsample"])  # >= 1 (schema)
     sub = (np.arange(ns) + 0.5) / ns - 0.5
 
     # Main halo geometry: triaxial, volume-preserving axes, random orientation.
-    q = _uniform(rng, cfg.get("axis_ratio_b_a", [1.0, 1.0]))
-    s = q * _uniform(rng, cfg.get("axis_ratio_c_b", [1.0, 1.0]))
+    q = _uniform(rng, cfg["axis_ratio_b_a"])
+    s = q * _uniform(rng, cfg["axis_ratio_c_b"])
     axes = np.array([1.0, q, s]) / (q * s) ** (1.0 / 3.0)
     rot = random_rotation(rng)
 
     comps = [dict(main, centre=np.zeros(3), vel=np.zeros(3), axes=axes, rot=rot, kind="main")]
-    merger = bool(rng.uniform() < float(cfg.get("merger_probability", 0.0)))
+    merger = bool(rng.uniform() < float(cfg["merger_probability"]))
     if merger:
         msub = m500 * _uniform(rng, cfg["merger_mass_ratio"])
         subc = _halo_component(msub, z, cfg, rng, cool_core=False)
@@ -157,7 +157,7 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         v = np.sqrt(2.0 * _G_KPC_KMS2_PER_MSUN * (m500 + msub) / d)  # free fall from infinity
         comps.append(dict(subc, centre=d * direction, vel=-v * direction, axes=np.ones(3),
                           rot=np.eye(3), kind="subcluster"))
-    n_clumps = int(rng.poisson(float(cfg.get("clumps_mean_number", 0))))
+    n_clumps = int(rng.poisson(float(cfg["clumps_mean_number"])))
     for _ in range(n_clumps):
         mg = main["mgas"] * _uniform(rng, cfg["clump_gas_fraction"])
         sig = _uniform(rng, cfg["clump_sigma_r500c"]) * r500
@@ -185,8 +185,7 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
     kt = np.zeros_like(rho)
     zmet = np.zeros_like(rho)
     vel = np.zeros((3,) + rho.shape)
-    mc = cfg.get("metallicity", {"center_cool_core": 0.6, "center_non_cool_core": 0.35,
-                                 "outer": 0.25, "scale_r500c": 0.15})
+    mc = cfg["metallicity"]
     for c, part in zip(comps, rho_parts):
         if c["kind"] == "clump":
             t_c = np.full_like(rho, c["kT"])
@@ -205,7 +204,7 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         vel = np.where(rho[None] > 0, vel / rho[None], 0.0)
 
     bbox = np.array([[-half, half]] * 3)
-    ps = draw_agn(rng, cfg, half) if cfg.get("include_agn", True) else draw_agn_empty()
+    ps = draw_agn(rng, cfg, half) if cfg["include_agn"] else draw_agn_empty()
     cid = str(row["cluster_id"]) if "cluster_id" in _keys(row) else safe_id(halo_id)
     attrs = {"redshift": z, "m500c_msun": m500, "r500c_kpc": r500, "cluster_id": cid,
              "halo_id": halo_id, "source_kind": "analytic", "cool_core": int(cool_core),

@@ -53,7 +53,8 @@ def _attr(value: Any) -> Any:
 
 
 def write_source(path: str | Path, source: Mapping[str, Any],
-                 config: Mapping[str, Any] | None = None, seed: int | None = None) -> Path:
+                 config: Mapping[str, Any] | None = None, seed: int | None = None,
+                 provenance: Mapping[str, Any] | None = None) -> Path:
     """Write a source dict (from ``build_*_source``) to ``source.h5`` atomically.
 
     Parameters
@@ -67,6 +68,9 @@ def write_source(path: str | Path, source: Mapping[str, Any],
         Run config for the provenance hash.
     seed : int, optional
         Run seed for the provenance.
+    provenance : mapping, optional
+        Extra provenance (e.g. the stage ``fingerprints``), stored as ``provenance_<key>``
+        attributes of ``/grid``.
 
     Returns
     -------
@@ -87,7 +91,7 @@ def write_source(path: str | Path, source: Mapping[str, Any],
     for key in ("redshift", "m500c_msun", "r500c_kpc", "cluster_id"):
         if key not in attrs:
             raise SourceFileError(f"write_source({path}): attrs['{key}'] missing")
-    prov = provenance_record(config, seed=seed, stage="sources")
+    prov = provenance_record(config, seed=seed, stage="sources", **dict(provenance or {}))
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             g = f.create_group("grid")

@@ -24,7 +24,7 @@ __all__ = ["v06_density_shape", "v06_temperature_shape", "metallicity_profile",
 
 def reference_cosmology(sources_cfg: Mapping[str, Any]) -> FlatLambdaCDM:
     """The cosmology the scaling relations refer to (``sources.reference_cosmology``)."""
-    c = sources_cfg.get("reference_cosmology", {"H0": 72.0, "Om0": 0.3})
+    c = sources_cfg["reference_cosmology"]
     return _flat_lcdm(float(c["H0"]), float(c["Om0"]))
 
 
@@ -99,8 +99,7 @@ def kT_from_m500c(m500c_msun: float, redshift: float, sources_cfg: Mapping[str, 
 
     kT = pivot_keV (M500 E(z) h / M0)^(1/slope), M0 in h^-1 Msun.
     """
-    mt = sources_cfg.get("mt_relation", {"m0_msun_h": 3.02e14, "slope": 1.53,
-                                         "pivot_keV": 5.0})
+    mt = sources_cfg["mt_relation"]
     h = reference_cosmology(sources_cfg).h
     ez = efunc(redshift, sources_cfg)
     return float(float(mt["pivot_keV"])
@@ -112,8 +111,7 @@ def fgas_500(m500c_msun: float, sources_cfg: Mapping[str, Any]) -> float:
 
     f_gas = f0 + slope * log10(M500 h / pivot), pivot in h^-1 Msun.
     """
-    fg = sources_cfg.get("fgas_relation", {"f0": 0.125, "slope_per_dex": 0.037,
-                                           "pivot_msun_h": 1.0e15})
+    fg = sources_cfg["fgas_relation"]
     h = reference_cosmology(sources_cfg).h
     return float(float(fg["f0"]) + float(fg["slope_per_dex"])
                  * np.log10(m500c_msun * h / float(fg["pivot_msun_h"])))

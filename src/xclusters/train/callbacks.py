@@ -13,6 +13,8 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 
+from ..io import atomic_path, atomic_write_text, temporary_name
+
 __all__ = [
     "AtomicModelCheckpoint", "MinimumHeldStop", "Throughput", "MassConvergence",
     "convergence_stats", "SLOPE_FITS", "read_history", "resume_state", "write_json_atomic",
@@ -24,20 +26,14 @@ log = logging.getLogger("xclusters.train")
 
 def _tmp_keras_path(final: Path) -> Path:
     # Keras refuses file names that do not end in ".keras"
-    return final.with_name(f".{final.stem}.tmp-{os.getpid()}.keras")
+    return temporary_name(final, suffix=".keras")
 
 
 def save_model_atomic(model, path: str | Path) -> Path:
     """Save ``model`` as ``.keras`` under a temporary name and rename it into place."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_keras_path(final)
-    try:
+    with atomic_path(final, suffix=".keras") as tmp:
         model.save(tmp, overwrite=True)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return final
 
 
@@ -266,11 +262,5 @@ def resume_state(history: list[dict], monitor: str = "val_loss") -> tuple[float,
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON under a temporary name and rename it into place."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-    os.replace(tmp, final)
-    return final
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str)
+                             + "\n")
