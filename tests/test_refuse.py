@@ -396,7 +396,9 @@ def test_model_without_record_predicts_with_a_warning(infer, tmp_path, capsys, c
 # --------------------------------------------------------------------------- 3. run lock
 
 def _run_config(d: Path) -> Path:
-    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    from xclusters.config import load_defaults, merge_config
+
+    cfg = merge_config(load_defaults(), yaml.safe_load(TEST_CONFIG.read_text()))
     cfg["results_dir"] = str(d / "results")
     table = Path(cfg["emission"]["apec_table_path"] or "")
     if cfg["emission"]["apec_table_path"] and not table.is_absolute():  # relative to the repo
@@ -495,7 +497,7 @@ def _cfg_text(raw: str = "", **replace) -> str:
     cfg["results_dir"] = "results-refuse-test"
     for key, value in replace.items():
         if value is None:
-            cfg.pop(key)
+            cfg.pop(key, None)
         else:
             cfg[key] = value
     return yaml.safe_dump(cfg, sort_keys=False) + raw
@@ -511,9 +513,9 @@ BOMB = "".join([f"l0: &l0 [{', '.join(['lol'] * 9)}]\n"] + [
 
 def test_duplicate_key_is_a_config_error(tmp_path, capsys, caplog):
     cfg = tmp_path / "dup.yaml"
-    cfg.write_text(_cfg_text() + "seed: 99\n")
+    cfg.write_text(_cfg_text() + "run: again\n")
     rc, text = run_cli(["check-config", "--config", cfg], capsys, caplog)
-    assert_failed(rc, text, r"dup\.yaml: not valid YAML: duplicate key 'seed' at line \d+ "
+    assert_failed(rc, text, r"dup\.yaml: not valid YAML: duplicate key 'run' at line \d+ "
                             r"\(first at line \d+\)", code=2)
 
 
@@ -551,13 +553,13 @@ def test_results_dir_that_is_a_file_is_an_error(tmp_path, capsys, caplog, where)
 
 def test_snakemake_configfile_duplicate_key_is_refused(tmp_path):
     cfg = tmp_path / "dup.yaml"
-    cfg.write_text(_cfg_text(results_dir=str(tmp_path / "r")) + "seed: 99\n")
+    cfg.write_text(_cfg_text(results_dir=str(tmp_path / "r")) + "run: again\n")
     res = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                           "--configfile", str(cfg), "-n", "--cores", "1"], cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")},
                          capture_output=True, text=True, timeout=300)
     assert res.returncode != 0
-    assert "duplicate key 'seed'" in res.stdout + res.stderr
+    assert "duplicate key 'run'" in res.stdout + res.stderr
 
 
 # --------------------------------------------------------------------------- 5. disk full
