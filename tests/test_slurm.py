@@ -40,6 +40,8 @@ PROFILE = REPO / "config" / "profiles" / "slurm"
 XCLUSTERS = Path(sys.executable).parent / "xclusters"
 #: Snakemake's Slurm plugin: first status check 2 s after a submission (plugin default 40 s).
 FAST_STATUS = ("--slurm-init-seconds-before-status-checks", "2")
+#: A 1-2 cluster shard of config/test.yaml takes 10-40 s here; generous for a loaded CI host.
+SHARD_TIMEOUT_S = 600
 
 
 # --------------------------------------------------------------------------- helpers
@@ -134,7 +136,7 @@ def _build_shard_cmd(local_run: Path, tmp: Path, slurm: dict, *, n_rows: int, n_
     cfg["results_dir"] = str(tmp / "results")
     cfg["parallel"].update(
         backend="slurm", n_workers=n_workers, threads_per_worker=1, retries=1,
-        jobqueue={"name": name, "cores": 1, "processes": 1, "memory": "2GB",
+        jobqueue={"job_name": name, "cores": 1, "processes": 1, "memory": "2GB",
                   "walltime": "00:15:00", "queue": slurm["partition"],
                   "account": slurm["account"] or None,
                   "log_directory": str(tmp / "dask_logs"),
@@ -189,15 +191,23 @@ def test_cancelled_worker_job_is_replaced(slurm, run_dir, tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         # the worker job runs and has started the cluster (its first files appear) ...
-        first = _wait(lambda: [j for j in _sacct(name) if j["State"] == "RUNNING"], 300,
-                      "worker job running")[0]["JobID"]
-        _wait(lambda: cdir.is_dir() and any(cdir.iterdir()) or proc.poll() is not None, 300,
+        def ended():
+            if proc.poll() is not None:
+                pytest.fail(f"build-shard ended (rc {proc.returncode}) before the cancel:\n"
+                            f"{proc.stderr.read()[-4000:]}")
+
+        first = _wait(lambda: ended() or [j for j in _sacct(name) if j["State"] == "RUNNING"],
+                      300, "worker job running")[0]["JobID"]
+        _wait(lambda: ended() or cdir.is_dir() and any(cdir.iterdir()), 300,
               "cluster build started")
-        assert proc.poll() is None, f"build-shard ended early:\n{proc.stderr.read()[-4000:]}"
         assert not _images(cdir.parent), "the cluster was finished before the cancel"
         # ... and is cancelled, as a user or the batch system would
         subprocess.run(["scancel", first], check=True, timeout=60)
-        rc = proc.wait(timeout=900)
+        try:
+            rc = proc.wait(timeout=SHARD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the shard did not complete within {SHARD_TIMEOUT_S} s after its worker "
+                        f"job was cancelled (jobs: {_sacct(name)})")
         err = proc.stderr.read()
     finally:
         if proc.poll() is None:
