@@ -54,7 +54,23 @@ step() {  # step NAME: report the previous step's time, start the next
 }
 done_steps() { step ""; say "total: $(secs "$T0" "$(now)") s"; }
 
-running() { pgrep -x "$1" >/dev/null 2>&1; }
+# Each daemon is found through its pid file (never by name: other instances are not ours).
+pidfile() {
+  case "$1" in
+    munged) echo /run/munge/munged.pid ;;
+    mariadbd) echo /run/mysqld/mysqld.pid ;;
+    *) echo "/run/$1.pid" ;;
+  esac
+}
+daemon_pid() {  # the pid of daemon NAME if it runs, else nothing (exit 1)
+  local f pid
+  f="$(pidfile "$1")"
+  [ -s "$f" ] || return 1
+  pid="$(cat "$f")"
+  [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = "$1" ] || return 1
+  echo "$pid"
+}
+running() { daemon_pid "$1" >/dev/null; }
 wait_for() {  # wait_for DESCRIPTION COMMAND...: retry COMMAND for up to WAIT_S seconds
   local what="$1"; shift
   local deadline=$(( $(date +%s) + WAIT_S ))
@@ -66,13 +82,13 @@ wait_for() {  # wait_for DESCRIPTION COMMAND...: retry COMMAND for up to WAIT_S 
   done
 }
 
-stop_daemon() {  # stop_daemon NAME: TERM, then wait up to 20 s
-  local name="$1" i
-  running "$name" || return 0
-  say "stopping $name"
-  pkill -TERM -x "$name" || true
-  for i in $(seq 40); do running "$name" || return 0; sleep 0.5; done
-  die "$name did not stop; see $LOGDIR"
+stop_daemon() {  # stop_daemon NAME: TERM to the pid of its pid file, then wait up to 30 s
+  local name="$1" pid i
+  pid="$(daemon_pid "$name")" || return 0
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  die "$name (pid $pid) did not stop; see $LOGDIR"
 }
 
 do_stop() {
@@ -83,11 +99,7 @@ do_stop() {
   stop_daemon slurmd
   stop_daemon slurmctld
   stop_daemon slurmdbd
-  if running mariadbd; then
-    say "stopping mariadbd"
-    mariadb-admin shutdown 2>/dev/null || pkill -TERM -x mariadbd || true
-    for _ in $(seq 60); do running mariadbd || break; sleep 0.5; done
-  fi
+  stop_daemon mariadbd
   stop_daemon munged
 }
 
@@ -156,7 +168,8 @@ do_start() {
   write_if_changed "$ETC/slurm.conf" 644 <<EOF && changed=1
 # Written by xclusters scripts/local-slurm.sh: a one-node cluster on $host.
 ClusterName=$CLUSTER
-SlurmctldHost=$host
+# Loopback addresses: no DNS entry for the host name is needed (containers).
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -183,7 +196,7 @@ KillWait=5
 MinJobAge=60
 ReturnToService=2
 SchedulerParameters=defer_batch=0
-NodeName=$host CPUs=$cpus RealMemory=$real_mb State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:$OVERSUBSCRIBE
 EOF
   write_if_changed "$ETC/cgroup.conf" 644 <<EOF && changed=1
