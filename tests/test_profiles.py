@@ -55,8 +55,9 @@ def _env_without_batch_tools(tmp_path: Path) -> dict:
 def _snakemake(args, tmp_path: Path, timeout: int = 600,
                env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
-    return subprocess.run(cmd, cwd=REPO, env=dict(_env_without_batch_tools(tmp_path), **(env or {})),
-                          capture_output=True, text=True, timeout=timeout)
+    full_env = dict(_env_without_batch_tools(tmp_path), **(env or {}))
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
