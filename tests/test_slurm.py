@@ -253,5 +253,5 @@ def test_rule_over_its_runtime_is_killed_and_resubmitted(slurm, tmp_path):
     assert [j["State"] for j in jobs] == ["TIMEOUT", "COMPLETED"], jobs
     killed = jobs[0]
     assert killed["Timelimit"] == "00:01:00", killed  # runtime=1 became sbatch -t 1
-    # killed at the limit (Slurm checks limits every 30 s), not at the end of the sleep
+    # killed at the limit (slurmctld checks limits periodically), not at the end of the sleep
     assert 60 <= int(killed["ElapsedRaw"]) < 150, killed
