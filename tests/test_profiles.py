@@ -26,22 +26,38 @@ PROFILES = ("local", "slurm", "pbs")
 ALLOWED_LINTS = ("Specify a conda environment or container for each rule.",)
 
 
+BATCH_TOOLS = ("sbatch", "qsub", "squeue", "qstat", "sacct", "sinfo", "scancel", "srun")
+
+
 def _env_without_batch_tools(tmp_path: Path) -> dict:
-    """Environment whose PATH has the venv first and no sbatch/qsub/squeue/qstat."""
+    """Environment whose PATH has the venv first and no sbatch/qsub/squeue/qstat/sacct/...:
+    a directory holding one of them (e.g. /usr/bin with a real Slurm installed) is replaced by
+    a directory of links to everything else in it."""
     bindir = Path(sys.executable).parent
     keep = [bindir]
-    for d in os.environ.get("PATH", "").split(os.pathsep):
-        if d and not any((Path(d) / tool).exists()
-                         for tool in ("sbatch", "qsub", "squeue", "qstat")):
+    for i, d in enumerate(os.environ.get("PATH", "").split(os.pathsep)):
+        if not d or not Path(d).is_dir():
+            continue
+        if not any((Path(d) / tool).exists() for tool in BATCH_TOOLS):
             keep.append(Path(d))
+            continue
+        shadow = tmp_path / "path" / str(i)
+        if not shadow.is_dir():
+            shadow.mkdir(parents=True)
+            for entry in Path(d).iterdir():
+                if entry.name not in BATCH_TOOLS:
+                    (shadow / entry.name).symlink_to(entry)
+        keep.append(shadow)
     return dict(os.environ, PATH=os.pathsep.join(str(d) for d in keep),
                 HOME=str(tmp_path / "home"))
 
 
-def _snakemake(args, tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def _snakemake(args, tmp_path: Path, timeout: int = 600,
+               env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
-    return subprocess.run(cmd, cwd=REPO, env=_env_without_batch_tools(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
+    full_env = dict(_env_without_batch_tools(tmp_path), **(env or {}))
+    return subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +84,10 @@ def _job_counts(text: str) -> dict[str, int]:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profile_dry_run(profile, test_run):
+    # the slurm profile reads partition and account from Slurm's own sbatch variables
     proc = _snakemake(["-n", "--profile", f"config/profiles/{profile}", *test_run["cfg"]],
-                      test_run["tmp"])
+                      test_run["tmp"],
+                      env={"SBATCH_PARTITION": "compute", "SBATCH_ACCOUNT": "myproject"})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"dry run with profile {profile} failed:\n{out[-6000:]}"
     assert f"Using profile config/profiles/{profile}" in out
@@ -85,6 +103,33 @@ def test_profile_dry_run(profile, test_run):
         train = out[out.index("rule train_superobs:"):]
         train = train[:train.index("Shell command")]
         assert "slurm_partition=gpu" in train and "--gres=gpu:1" in train
+
+
+def _slurm_resources(out: str, rule: str) -> dict[str, str]:
+    """slurm_* resources of the first job of ``rule`` in a dry run's output."""
+    block = out[out.index(f"rule {rule}:"):]
+    line = next(ln for ln in block.splitlines() if ln.strip().startswith("resources:"))
+    pairs = (item.strip().split("=", 1) for item in line.split(":", 1)[1].split(", "))
+    return {k: v for k, v in pairs if k.startswith("slurm_")}
+
+
+def test_slurm_partition_and_account_without_editing_the_profile(test_run):
+    """Unset: empty (the plugin then takes the default partition and account); from the
+    environment (SBATCH_PARTITION / SBATCH_ACCOUNT); from the command line."""
+    base = ["-n", "--profile", "config/profiles/slurm", *test_run["cfg"]]
+    unset = {"SBATCH_PARTITION": "", "SBATCH_ACCOUNT": ""}
+    cases = [
+        (base, unset, {"slurm_partition": "", "slurm_account": ""}),
+        (base, {"SBATCH_PARTITION": "short", "SBATCH_ACCOUNT": "proj42"},
+         {"slurm_partition": "short", "slurm_account": "proj42"}),
+        ([*base, "--default-resources", "slurm_partition=long", "slurm_account=proj7"], unset,
+         {"slurm_partition": "long", "slurm_account": "proj7"}),
+    ]
+    for args, env, want in cases:
+        proc = _snakemake(args, test_run["tmp"], env=env)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-4000:]
+        assert _slurm_resources(out, "dataset") == want, (env, args[-3:])
 
 
 def test_lint_has_no_serious_problems(tmp_path):

@@ -1,10 +1,8 @@
-"""End-to-end: the whole Snakemake graph on config/test.yaml (4 clusters, 32x32, one epoch)."""
-from __future__ import annotations
+"""End-to-end: the whole Snakemake graph on config/test.yaml (4 clusters, 32x32, one epoch).
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+The run is the session fixture ``run_dir`` of conftest.py (tests/test_slurm.py compares the same
+run on Slurm with it)."""
+from __future__ import annotations
 
 import h5py
 import numpy as np
@@ -13,29 +11,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _snakemake(*args, cwd=REPO, check=True, timeout=1800):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n"
-                             f"{proc.stderr[-6000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    cfg = ["--configfile", "config/test.yaml", "--config", f"results_dir={results}"]
-    _snakemake(*cfg)
-    run = results / "test"
-    _snakemake(*cfg, "--report", str(run / "report.html"))
-    return run, cfg
+from _xc_snakemake import snakemake as _snakemake
 
 
 @pytest.mark.slow

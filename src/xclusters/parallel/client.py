@@ -12,7 +12,8 @@ Backends (``parallel.backend``):
 ``slurm`` / ``pbs``
     a dask-jobqueue ``SLURMCluster`` / ``PBSCluster``; settings from ``parallel.jobqueue``
     (keyword arguments) over ``~/.config/dask/jobqueue.yaml`` (see
-    ``config/jobqueue.example.yaml``), scaled to ``parallel.n_workers`` jobs.
+    ``config/jobqueue.example.yaml``), kept at ``parallel.n_workers`` jobs (a job that ends
+    early is resubmitted, :func:`keep_worker_jobs`).
 ``none`` (or ``serial``)
     no Dask at all: :func:`make_client` returns ``None`` and
     :func:`xclusters.parallel.map_clusters` runs in the calling process (debugging, pdb).
@@ -25,7 +26,7 @@ import os
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["make_cluster", "make_client", "client_session", "local_worker_layout",
-           "worker_setup_plugin", "SERIAL_BACKENDS"]
+           "worker_setup_plugin", "keep_worker_jobs", "SERIAL_BACKENDS"]
 
 log = logging.getLogger("xclusters.parallel")
 
@@ -180,6 +181,32 @@ def make_cluster(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float
         ) from exc
 
 
+def keep_worker_jobs(cluster, n_jobs: int) -> None:
+    """Keep ``n_jobs`` batch jobs of Dask workers running, replacing jobs that end early.
+
+    ``cluster.scale(jobs=n)`` submits ``n`` jobs once: a worker job cancelled (``scancel``,
+    ``qdel``), killed at its walltime or lost with its node is never replaced, and the shard then
+    waits for a worker until its own job's time limit. Adaptive scaling with
+    ``minimum_jobs == maximum_jobs`` keeps the same ``n`` jobs and resubmits a lost one once
+    the scheduler has missed its worker for ``distributed.deploy.lost-worker-timeout`` (Dask:
+    15 s); the lost worker's task is rerun by the scheduler (up to
+    ``distributed.scheduler.allowed-failures`` times), so the shard completes
+    (tests/test_slurm.py cancels a worker job mid-shard).
+
+    Parameters
+    ----------
+    cluster : dask_jobqueue.JobQueueCluster
+        The cluster of :func:`make_cluster`.
+    n_jobs : int
+        Worker jobs to keep (``parallel.n_workers``).
+    """
+    n_jobs = int(n_jobs)
+    if n_jobs < 1:
+        raise ValueError(f"parallel.n_workers={n_jobs}: at least one worker job is needed")
+    cluster.adapt(minimum_jobs=n_jobs, maximum_jobs=n_jobs)
+    log.info("%s: keeping %d worker job(s)", type(cluster).__name__, n_jobs)
+
+
 def worker_setup_plugin(setup_func: Callable[[], Any]):
     """A ``distributed.WorkerPlugin`` running ``setup_func()`` once in every worker process,
     restarted ones included (distributed is imported only here, not at package import).
@@ -242,7 +269,7 @@ def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float 
     else:
         cluster = make_cluster(parallel_cfg, threads=threads, mem_mb=mem_mb)
         if backend in ("slurm", "pbs"):
-            cluster.scale(jobs=int(parallel_cfg.get("n_workers", 1)))
+            keep_worker_jobs(cluster, int(parallel_cfg.get("n_workers", 1)))
         client = Client(cluster)
     if worker_setup is not None:
         client.register_plugin(worker_setup_plugin(worker_setup), name=WORKER_SETUP_PLUGIN_NAME)
