@@ -4,6 +4,8 @@ The run is the session fixture ``run_dir`` of conftest.py (tests/test_slurm.py c
 run on Slurm with it)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from _xc_snakemake import REPO
 from _xc_snakemake import snakemake as _snakemake
 
 
