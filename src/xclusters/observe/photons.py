@@ -200,14 +200,18 @@ def _h5_attr(value: Any) -> Any:
 def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str, Any],
                      area_cm2: float, exposure_s: float, redshift: float | None = None,
                      seed: int, cluster_id: str | None = None,
-                     provenance: Mapping[str, Any] | None = None) -> Path:
-    """Make the cluster's pyXSIM photon list from its gas grid (whole box).
+                     provenance: Mapping[str, Any] | None = None,
+                     chunk_particles: int | None = None,
+                     memory_mb: float | None = None) -> Path:
+    """Make the cluster's pyXSIM photon list from its gas (whole box).
 
     Parameters
     ----------
     source : str, Path or yt.Dataset
-        ``source.h5`` (loaded with :func:`xclusters.sources.load_source`) or a loaded yt uniform
-        grid with ``density``, ``temperature``, ``metallicity`` (Zsun) and velocity fields,
+        ``source.h5`` (loaded with :func:`xclusters.sources.load_source`: a uniform or nested
+        grid; a particle source goes to pyXSIM in chunks,
+        :mod:`xclusters.observe.particle_photons`) or a loaded yt grid dataset with
+        ``density``, ``temperature``, ``metallicity`` (Zsun) and velocity fields,
         ``default_species_fields="ionized"``.
     out_path : str or Path
         The photon list to write (HDF5), written atomically.
@@ -224,6 +228,11 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         Used in messages and provenance; defaults to the source's ``cluster_id`` attribute.
     provenance : mapping, optional
         Extra provenance (config hash, ...) stored in the file's ``/info`` attributes.
+    chunk_particles : int, optional
+        ``photons.chunk_particles`` for particle sources (default
+        :data:`xclusters.observe.particle_photons.DEFAULT_CHUNK_PARTICLES`).
+    memory_mb : float, optional
+        ``parallel.memory_per_worker_mb``: particle chunks are made small enough to fit.
 
     Returns
     -------
@@ -239,11 +248,14 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
 
     out_path = Path(out_path).resolve()
     attrs: dict[str, Any] = {}
+    particles = False
     if isinstance(source, (str, Path)):
         from ..sources import load_source
+        from ..sources.io import source_layout
 
         attrs = _source_attrs(Path(source))
-        ds = load_source(source)
+        particles = source_layout(source) == "particles"
+        ds = None if particles else load_source(source)
     else:
         ds = source
         attrs = {k: ds.parameters[k] for k in ("redshift", "cluster_id")
@@ -259,6 +271,12 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         cid = attrs.get("cluster_id", str(source) if isinstance(source, (str, Path)) else "?")
         cluster_id = cid.decode() if isinstance(cid, bytes) else str(cid)
 
+    if particles:  # native simulation cutout: chunks of particles (particle_photons)
+        return _make_particle_photons(source, out_path, emission_cfg=emission_cfg,
+                                      area_cm2=area_cm2, exposure_s=exposure_s,
+                                      redshift=redshift, seed=seed, cluster_id=cluster_id,
+                                      provenance=provenance, chunk_particles=chunk_particles,
+                                      memory_mb=memory_mb)
     ad = ds.all_data()
     kT = ad["gas", "temperature"].to_value("keV", "thermal")
     kT = kT[np.isfinite(kT)]
@@ -297,6 +315,40 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
             for key, value in rec.items():
                 fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
     log.info("cluster %s: %d photons from %d cells -> %s", cluster_id, n_photons, n_cells,
+             out_path)
+    return out_path
+
+
+def _make_particle_photons(source, out_path: Path, *, emission_cfg, area_cm2, exposure_s,
+                           redshift, seed, cluster_id, provenance, chunk_particles,
+                           memory_mb) -> Path:
+    """:func:`make_photon_list` for a ``/particles`` source (chunked, bounded memory)."""
+    from .particle_photons import DEFAULT_CHUNK_PARTICLES, make_particle_photon_list
+
+    with atomic_path(out_path) as tmp:
+        n_photons, n_cells, model_name, eprov = make_particle_photon_list(
+            source, Path(tmp), emission_cfg=emission_cfg, area_cm2=float(area_cm2),
+            exposure_s=float(exposure_s), redshift=float(redshift),
+            rng=rng_for(seed, "photons"), cluster_id=cluster_id,
+            chunk_particles=int(chunk_particles or DEFAULT_CHUNK_PARTICLES),
+            memory_mb=memory_mb)
+        if n_photons == 0:
+            Path(tmp).unlink(missing_ok=True)
+            raise EmptyPhotonListError(
+                f"cluster {cluster_id}: pyXSIM generated no photons from the particles (area "
+                f"{area_cm2:.4g} cm^2 x {exposure_s:.4g} s, z={redshift}); check the gas of "
+                "its source and the photon budget.")
+        extra = {**eprov, **dict(provenance or {})}
+        extra.pop("emission_model", None)
+        rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
+                                photon_area_cm2=float(area_cm2),
+                                photon_exposure_s=float(exposure_s), redshift=float(redshift),
+                                n_photons=int(n_photons), n_cells=int(n_cells), **extra)
+        with h5py.File(tmp, "a") as fh:
+            fh["info"].attrs["filenames"] = [str(out_path)]
+            for key, value in rec.items():
+                fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
+    log.info("cluster %s: %d photons from %d particles -> %s", cluster_id, n_photons, n_cells,
              out_path)
     return out_path
 
@@ -401,9 +453,12 @@ def _project(prefix: str, event_file: Path, axis: str, *, nh_1e22: float,
     import pyxsim
 
     absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
+    # kernel: particle photon lists carry the SPH kernel's standard deviation as dx
+    # (particle_photons); pyXSIM ignores it for cells (uniform inside each cell)
     return int(pyxsim.project_photons(prefix, str(event_file), axis,
                                       [float(sky_center_deg[0]), float(sky_center_deg[1])],
-                                      prng=rng_for(seed, "project", axis), **absorb))
+                                      prng=rng_for(seed, "project", axis), kernel="gaussian",
+                                      **absorb))
 
 
 def add_photon_list(simput_path: str | Path, photon_path: str | Path, axis: str, *, name: str,

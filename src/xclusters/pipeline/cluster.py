@@ -212,7 +212,10 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
         source_path = cdir / "source.h5"
         if not source_path.is_file():
             src = build_source(dict(row), config["sources"], seed,
-                               snapshot_path=config["catalog"].get("snapshot"))
+                               snapshot_path=config["catalog"].get("snapshot"),
+                               instruments_cfg={k: config["instruments"][k]
+                                                for k in instruments},
+                               memory_mb=config["parallel"].get("memory_per_worker_mb"))
             write_source(source_path, src, config=config, seed=seed)
 
     with stage_context("photons", cid):
@@ -227,7 +230,9 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                              area_cm2=area_cm2, exposure_s=exposure_s,
                              redshift=float(row["redshift"]),
                              seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
-                             provenance={"config_hash": config_hash(config)})
+                             provenance={"config_hash": config_hash(config)},
+                             chunk_particles=config["photons"].get("chunk_particles"),
+                             memory_mb=config["parallel"].get("memory_per_worker_mb"))
         emission = _emission_provenance(photon_file)
         emission_model = emission["emission_model"]
 
