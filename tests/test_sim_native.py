@@ -202,5 +202,8 @@ def test_particle_photons_in_chunks(native_source, tmp_path, fmt, sigma_over_h):
     # the memory budget lowers the chunk (0.5 x budget / PHOTON_BYTES_PER_PARTICLE)
     from xclusters.observe.particle_photons import particle_chunk_size
 
-    assert particle_chunk_size(10**6, 1.0) == 1000
+    from xclusters.observe.particle_photons import PHOTON_BYTES_PER_PARTICLE as per
+
+    assert particle_chunk_size(10**6, 0.1) == 1000                        # floor
+    assert particle_chunk_size(10**8, 3000.0) == int(0.5 * 3000 * 2**20 / per)
     assert particle_chunk_size(5000, 3000.0) == 5000

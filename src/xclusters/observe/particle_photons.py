@@ -40,9 +40,11 @@ KERNEL_SIGMA_OVER_H = {"cubic": 0.27386, "quartic": 0.24766, "quintic": 0.22771,
                        "voronoi_cell": 0.44721}
 #: ``photons.chunk_particles`` default
 DEFAULT_CHUNK_PARTICLES = 1_000_000
-#: peak memory of make_photons per particle of a chunk, bytes (yt fields, pyXSIM's per-chunk
-#: spectra bookkeeping): measured with benchmarks/particle_cutout.py, 2026-12-01, rounded up
-PHOTON_BYTES_PER_PARTICLE = 1500
+#: peak memory of the photons stage per particle of a chunk, bytes, an upper bound (yt
+#: fields, pyXSIM's per-chunk arrays): benchmarks/particle_cutout.py measured peak RSS growth
+#: of 189 MB for 1e6-particle chunks (198 B each) and 111 MB for 2.5e5 (465 B each: about
+#: 60 MB fixed plus 130 B per particle), 2026-12-01
+PHOTON_BYTES_PER_PARTICLE = 500
 
 
 def particle_chunk_size(chunk_particles: int, memory_mb: float | None) -> int:

