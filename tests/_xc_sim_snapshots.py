@@ -200,7 +200,8 @@ def write_gadget_hdf5(path: Path, model: ClusterModel | None = None):
         g["SmoothingLength"] = gas["hsml"]
         g["ElectronAbundance"] = np.full(len(gas["mass"]), 1.16)
         g["StarFormationRate"] = gas["sfr"]
-        g["Metallicity"] = np.full(len(gas["mass"]), model.metallicity_zsun * ZSUN_MASS_FRACTION)
+        g["Metallicity"] = np.full(len(gas["mass"]),
+                                   model.metallicity_zsun * ZSUN_MASS_FRACTION)
         d = f.create_group("PartType1")
         d["Coordinates"], d["Velocities"], d["Masses"] = dm["pos"], dm["vel"], dm["mass"]
         d["ParticleIDs"] = np.arange(len(dm["mass"]), dtype=np.uint64) + len(gas["mass"])
@@ -224,7 +225,8 @@ def write_arepo_hdf5(path: Path, model: ClusterModel | None = None):
         g["InternalEnergy"], g["Density"] = gas["u"], gas["rho"]
         g["ElectronAbundance"] = np.full(len(gas["mass"]), 1.16)
         g["StarFormationRate"] = gas["sfr"]
-        g["GFM_Metallicity"] = np.full(len(gas["mass"]), model.metallicity_zsun * ZSUN_MASS_FRACTION)
+        g["GFM_Metallicity"] = np.full(len(gas["mass"]),
+                                       model.metallicity_zsun * ZSUN_MASS_FRACTION)
         d = f.create_group("PartType1")
         d["Coordinates"], d["Velocities"] = dm["pos"], dm["vel"]
         d["Masses"] = dm["mass"]

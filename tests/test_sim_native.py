@@ -207,3 +207,53 @@ def test_particle_photons_in_chunks(native_source, tmp_path, fmt, sigma_over_h):
     assert particle_chunk_size(10**6, 0.1) == 1000                        # floor
     assert particle_chunk_size(10**8, 3000.0) == int(0.5 * 3000 * 2**20 / per)
     assert particle_chunk_size(5000, 3000.0) == 5000
+
+
+def _amr_snapshot():
+    """A 3-level AMR dataset (yt AMR loader, 4 Mpc box): 3 keV beta model, cold beyond 900 kpc."""
+    import yt
+
+    def grid(lo, hi, m, level):
+        x = lo + (np.arange(m) + 0.5) / m * (hi - lo)
+        g = np.meshgrid(x, x, x, indexing="ij")
+        r = np.sqrt(sum((gg - 2000.0) ** 2 for gg in g))
+        zero = np.zeros_like(r)
+        return {"left_edge": [lo] * 3, "right_edge": [hi] * 3, "dimensions": [m] * 3,
+                "level": level, "density": (1e-26 / (1 + (r / 100.0) ** 2) ** 1.5, "g/cm**3"),
+                "temperature": (np.where(r < 900.0, 3.5e7, 1e5), "K"),
+                "velocity_x": (zero, "km/s"), "velocity_y": (zero, "km/s"),
+                "velocity_z": (zero, "km/s")}
+
+    grids = [grid(0.0, 4000.0, 64, 0), grid(1500.0, 2500.0, 32, 1), grid(1750.0, 2250.0, 32, 2)]
+    return yt.load_amr_grids(grids, [64] * 3, bbox=np.array([[0.0, 4000.0]] * 3),
+                             length_unit="kpc")
+
+
+def test_amr_snapshot_becomes_nested_grids(tmp_path, monkeypatch):
+    import yt
+
+    ds = _amr_snapshot()
+    monkeypatch.setattr(yt, "load", lambda *a, **k: ds)    # an AMR code's snapshot via yt
+    snap = tmp_path / "DD0010"
+    snap.touch()
+    row = dict(ROW, x_c=2010.0, y_c=1990.0, z_c=2000.0)      # kpc (not a comoving dataset)
+    inst = {"chandra_acisi": {"enabled": True, "field_arcmin": 20.0, "image_pixels": 128},
+            "erosita": {"enabled": False}, "ideal": {"enabled": False}}
+    src = build_simulation_source(row, CFG, snap, seed=1, instruments_cfg=inst)
+    a = src["attrs"]
+    # the cutout (Chandra's 20' field, 1180 kpc) / 32 cells: snapshot level 1 (31 kpc); one
+    # core level (16 kpc), since the snapshot has no finer cells (the pixel is 8.9 kpc)
+    assert a["deposit_method"] == "native_mesh" and a["mesh_base_level"] == 1
+    assert a["n_levels"] == 1 and a["finest_cell_kpc"] == pytest.approx(15.625)
+    assert a["mesh_centre_snap_kpc"] == pytest.approx(np.hypot(10.0, 10.0))  # onto (2000,)*3
+    assert src["density"][0, 0, 0] == 0.0                     # cold gas cut (kT 0.009 keV)
+    ds_src = load_source(write_source(tmp_path / "source.h5", src))
+    ad = ds_src.all_data()
+    assert ad["index", "dx"].to_value("kpc").min() == pytest.approx(15.625)
+    # the nested source holds the snapshot's hot gas in the cube (cell averages: 1 %)
+    half = src["bbox_kpc"][0, 1]
+    hot = ds.box(ds.arr([2000.0 - half] * 3, "kpc"), ds.arr([2000.0 + half] * 3, "kpc"))
+    m_hot = hot["gas", "cell_mass"][hot["gas", "temperature"] > 1.2e6].sum()
+    assert float(ad["gas", "cell_mass"].sum() / m_hot) == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(SimulationSourceError, match="grid/AMR snapshot.*use native"):
+        build_simulation_source(row, dict(CFG, deposit="auto"), snap, seed=1)

@@ -14,7 +14,8 @@ import logging
 
 import numpy as np
 
-__all__ = ["shrinking_sphere_centre", "SHRINK_FACTOR", "MIN_PARTICLES", "MIN_FRACTION"]
+__all__ = ["shrinking_sphere_centre", "catalogue_length_unit", "SHRINK_FACTOR",
+           "MIN_PARTICLES", "MIN_FRACTION"]
 
 log = logging.getLogger("xclusters.sources")
 
@@ -24,6 +25,16 @@ SHRINK_FACTOR = 0.975
 MIN_PARTICLES = 1000
 #: ... or fewer than this fraction of the initial sphere's particles (Power et al.: 0.5 %)
 MIN_FRACTION = 0.005
+
+
+def catalogue_length_unit(ds) -> str:
+    """Unit of catalogue centres for ``ds``: comoving kpc/h, or kpc for a dataset without
+    comoving units (a non-cosmological snapshot, where the two coincide up to h)."""
+    try:
+        ds.quan(1.0, "kpccm/h")
+    except Exception:  # noqa: BLE001 - unyt raises UnitParseError for unknown symbols
+        return "kpc"
+    return "kpccm/h"
 
 
 def shrinking_sphere_centre(pos: np.ndarray, mass: np.ndarray, centre: np.ndarray,

@@ -78,15 +78,19 @@ def hot_gas_filter(ds, ptype: str, min_kt_keV: float) -> tuple[str, bool]:
     return name, sfr is not None
 
 
-def matter_in_sphere(ds, centre_code, radius_code) -> tuple[np.ndarray, np.ndarray]:
-    """Positions [kpccm/h] and masses [Msun] of every raw particle type inside a sphere."""
-    sph = ds.sphere(centre_code, radius_code)
+def matter_in_sphere(ds, centre, radius, unit: str = "kpccm/h"
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions [``unit``] and masses [Msun] of every raw particle type inside a sphere."""
+    sph = ds.sphere(centre, radius)
     pos, mass = [], []
     for pt in ds.particle_types_raw:
+        if (pt, "particle_position") not in ds.field_list and \
+                (pt, "particle_position") not in ds.derived_field_list:
+            continue
         p = sph[(pt, "particle_position")]
         if p.size == 0:
             continue
-        pos.append(p.to("kpccm/h").d.reshape(-1, 3))
+        pos.append(p.to(unit).d.reshape(-1, 3))
         mass.append(sph[(pt, "particle_mass")].to("Msun").d)
     if not pos:
         return np.zeros((0, 3)), np.zeros(0)
@@ -99,16 +103,17 @@ def refine_centre(ds, centre_ckpc_h: np.ndarray, r500c_kpc: float, label: str
 
     Returns the centre [kpccm/h], the shift [physical kpc] and the number of iterations.
     """
-    from .centre import shrinking_sphere_centre
+    from .centre import catalogue_length_unit, shrinking_sphere_centre
 
-    width = float(ds.domain_width.to("kpccm/h").d[0])
+    unit = catalogue_length_unit(ds)
+    width = float(ds.domain_width.to(unit).d[0])
     radius = ds.quan(r500c_kpc, "kpc")
-    pos, mass = matter_in_sphere(ds, ds.arr(centre_ckpc_h, "kpccm/h"), radius)
-    r_ckpc_h = float(radius.to("kpccm/h"))
-    new, n_iter = shrinking_sphere_centre(pos, mass, centre_ckpc_h, r_ckpc_h, box=width)
+    pos, mass = matter_in_sphere(ds, ds.arr(centre_ckpc_h, unit), radius, unit)
+    r_cat = float(radius.to(unit))
+    new, n_iter = shrinking_sphere_centre(pos, mass, centre_ckpc_h, r_cat, box=width)
     d = new - centre_ckpc_h
     d -= width * np.round(d / width)
-    shift_kpc = float(ds.quan(np.linalg.norm(d), "kpccm/h").to("kpc"))
+    shift_kpc = float(ds.quan(np.linalg.norm(d), unit).to("kpc"))
     if n_iter == 0:
         log.warning("%s: fewer than the shrinking sphere's minimum particles within R500c "
                     "of the catalogue centre; centre not refined", label)

@@ -55,7 +55,8 @@ from .analytic import _MSUN_PER_KPC3_IN_G_CM3, draw_agn_empty
 from .particles import METAL_FIELDS, SFR_FIELDS
 
 __all__ = ["build_simulation_source", "SimulationSourceError", "GAS_TYPE_CANDIDATES",
-           "DEPOSIT_METHODS", "RECENTRE_METHODS", "SPH_MIN_SMOOTHING_CELLS", "SPH_MASS_WARN_FRACTION",
+           "DEPOSIT_METHODS", "RECENTRE_METHODS", "SPH_MIN_SMOOTHING_CELLS",
+           "SPH_MASS_WARN_FRACTION",
            "sph_smoothing_source"]
 
 log = logging.getLogger("xclusters.sources")
@@ -268,7 +269,14 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
         raise SimulationSourceError(f"sources.recentre = {recentre!r}; use one of "
                                     f"{', '.join(RECENTRE_METHODS)}")
     ds = yt.load(str(snapshot_path))
-    ptype = _gas_type(ds)
+    from .mesh import is_mesh_dataset
+
+    mesh = is_mesh_dataset(ds)
+    if mesh and method != "native":
+        raise SimulationSourceError(
+            f"{snapshot_path}: a grid/AMR snapshot ({type(ds).__name__}) has no gas particles "
+            f"to deposit; sources.deposit = {method!r} needs particles, use native")
+    ptype = None if mesh else _gas_type(ds)
     r500 = float(row["r500c"])
     label = f"halo {halo_id} ({cid})"
     z = float(row["redshift"]) if "redshift" in keys else float(ds.current_redshift)
@@ -288,6 +296,16 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
                   "min_kT_keV", 0.1)), "centre_ckpc_h": centre_v.tolist(),
               "catalogue_centre_ckpc_h": centre_cat.tolist(), "centre_shift_kpc": shift_kpc,
               "recentre": recentre, "cutout_side_kpc": side_kpc}
+    if mesh:
+        from .mesh import mesh_cutout
+        from .refine import finest_pixel_kpc
+
+        pixel = finest_pixel_kpc(instruments_cfg, z, sources_cfg) if instruments_cfg else None
+        out = mesh_cutout(ds, centre_v, side_kpc, r500, sources_cfg, label, pixel_kpc=pixel,
+                          memory_mb=memory_mb)
+        out["attrs"] = dict(common, deposit_method="native_mesh", **out["attrs"])
+        out["point_sources"] = draw_agn_empty()
+        return out
     if method == "native":
         from .particles import particle_cutout
 
