@@ -13,6 +13,7 @@ Usage::
 
     python benchmarks/cluster_cost.py --before /path/to/old/src [--after src]
         [--n-clusters 4] [--repeats 1] [--config config/config.yaml] [--workdir DIR]
+        [--add-cluster 1e14 0.05 ...]
 
 ``--before``: e.g. ``git archive <commit> src | tar -x -C /tmp/base`` then ``/tmp/base/src``.
 Prints a table and the after/before ratios of the mean CPU time and peak RSS; not a pass/fail
@@ -66,6 +67,10 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--add-cluster", nargs=2, type=float, action="append", default=[],
+                    metavar=("M500C", "Z"),
+                    help="also build a cluster of this M500c [Msun] and redshift (e.g. paper "
+                         "004's 1e14 at 0.05; the default sample starts at z ~ 0.08)")
     a = ap.parse_args(argv)
     import numpy as np
     import yaml
@@ -90,11 +95,20 @@ def main(argv=None) -> None:
             for r in Table.read(sample, format="ascii.ecsv")]
     rows.sort(key=lambda r: r["redshift"])
     pick = sorted({int(i) for i in np.linspace(0, len(rows) - 1, a.n_clusters).round()})
+    from xclusters.catalogs.schema import r500c_kpc_from_m500c
+    from xclusters.sources.profiles import reference_cosmology
+
+    extra = []
+    for k, (m, z) in enumerate(a.add_cluster):
+        r500 = float(r500c_kpc_from_m500c(np.array([m]), np.array([z]),
+                                          reference_cosmology(cfg["sources"]))[0])
+        extra.append(dict(rows[0], cluster_id=f"h{90000000 + k:08d}", halo_id=90000000 + k,
+                          m500c=m, redshift=z, r500c=r500))
+    pick_rows = [rows[i] for i in pick] + extra
     nb = work / "neighbours.ecsv"
     trees = {"before": a.before.resolve(), "after": a.after.resolve()}
     results = {k: [] for k in trees}
-    for i in pick:
-        row = rows[i]
+    for row in pick_rows:
         for rep in range(a.repeats):
             for name, src in trees.items():
                 out = work / f"clusters_{name}"
