@@ -10,8 +10,9 @@ rate (paper 004 sec. 2.1.2).
 
 ``sources.deposit: native`` (default) keeps the particles (SPH particles, or moving-mesh cells
 with their volumes) at the snapshot's own resolution and pyXSIM uses them directly
-(:mod:`xclusters.sources.particles`). The other values put them on the uniform grid of
-``source.h5`` (recorded as ``attrs["deposit_method"]``):
+(:mod:`xclusters.sources.particles`); for grid and AMR codes (Enzo, RAMSES, ...) it keeps the
+snapshot's cells as nested grids (:mod:`xclusters.sources.mesh`). The other values put
+particles on the uniform grid of ``source.h5`` (recorded as ``attrs["deposit_method"]``):
 
 ``sph_kernel`` (``auto`` when the gas has smoothing lengths)
     For an SPH particle type of the dataset with smoothing lengths (Gadget ``SmoothingLength``;
@@ -76,8 +77,6 @@ SPH_MIN_SMOOTHING_CELLS = 1.5
 #: relative difference between SPH-deposited and particle hot-gas mass that triggers a warning
 #: (kernels carrying mass across the cube faces)
 SPH_MASS_WARN_FRACTION = 0.1
-_SFR_FIELDS = SFR_FIELDS
-_METAL_FIELDS = METAL_FIELDS
 
 
 class SimulationSourceError(ValueError):
@@ -345,7 +344,7 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
     mass = reg[(ptype, "particle_mass")].to("Msun").d
     kt = reg[(ptype, "temperature")].to("keV", "thermal").d
     hot = kt > min_kt
-    sfr_f = _first(ds, ptype, _SFR_FIELDS)
+    sfr_f = _first(ds, ptype, SFR_FIELDS)
     if sfr_f is not None:
         hot &= reg[sfr_f].d <= 0
     else:
@@ -360,7 +359,7 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
             "units (comoving kpc/h) or drop the halo from the sample")
     # SPH: every hot particle read contributes through its kernel; NGP: those in the cube
     use = hot if method == "sph_kernel" else keep
-    met_f = _first(ds, ptype, _METAL_FIELDS)
+    met_f = _first(ds, ptype, METAL_FIELDS)
     if met_f is not None:
         zmet = reg[met_f][use].to("Zsun").d
     else:
