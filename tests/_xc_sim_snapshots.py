@@ -28,7 +28,6 @@ import numpy as np
 
 #: proton mass [g], keV [erg], mean molecular weight of ionised primordial gas
 MP_G, KEV_ERG, MU = 1.6726e-24, 1.602177e-9, 0.59
-MSUN_G, KPC_CM = 1.98841e33, 3.0856776e21
 #: yt's solar metallicity (mass fraction) behind the unit Zsun
 ZSUN_MASS_FRACTION = 0.01295
 

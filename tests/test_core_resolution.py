@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from xclusters.sources import build_analytic_source, build_source, load_source, write_source
+from xclusters.sources import build_analytic_source, load_source, write_source
 from xclusters.sources.refine import core_patches, finest_pixel_kpc, kpc_per_arcsec
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -93,7 +93,10 @@ def test_native_cutout_through_yt_frontends(snapshots, fmt, frontend, sfr, met_f
     if fmt == "arepo":  # cells: radius of the sphere of their volume, spread as such
         assert a["smoothing_length_source"] == "arepo_cell_volume"
         assert p["kernel"] == "voronoi_cell"
-        r_cell = (3 * p["mass_msun"] / (4 * np.pi * p["density_g_cm3"] / 6.7699e-32)) ** (1 / 3)
+        import astropy.units as u
+
+        rho_msun_kpc3 = p["density_g_cm3"] / (1 * u.Msun / u.kpc**3).to_value(u.g / u.cm**3)
+        r_cell = (3 * p["mass_msun"] / (4 * np.pi * rho_msun_kpc3)) ** (1 / 3)
         np.testing.assert_allclose(p["smoothing_length_kpc"], r_cell, rtol=1e-3)
     else:  # SPH lengths from the snapshot, in physical kpc
         assert a["smoothing_length_source"] == "snapshot" and p["kernel"] == "cubic"
