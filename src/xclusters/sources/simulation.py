@@ -1,11 +1,18 @@
-"""Simulation cutouts (``sources.kind: simulation``): hot gas of a snapshot on the source grid.
+"""Simulation cutouts (``sources.kind: simulation``): the hot gas of a snapshot around a halo.
 
-Around the halo centre (``x_c, y_c, z_c``, comoving kpc/h as in the snapshot) a cube of side
-``sources.box_r500c`` x R500c (physical) is cut from a yt-loadable particle snapshot (Gadget,
-AREPO, GIZMO, ...). Only hot, non-star-forming gas is kept: kT > ``sources.min_kT_keV``
-(0.1 keV) and zero star-formation rate (paper 004 sec. 2.1.2). The particles are filtered
-first, then put on the uniform grid of ``source.h5`` in one of two ways (recorded as
-``attrs["deposit_method"]``; ``sources.deposit``, default ``auto``, chooses):
+Around the halo centre (``x_c, y_c, z_c``, comoving kpc/h as in the snapshot), refined by a
+shrinking sphere on the total matter (``sources.recentre``, :mod:`xclusters.sources.centre`;
+the shift is logged and recorded), a cube of side ``sources.box_r500c`` x R500c (physical),
+capped at the largest instrument field (:func:`xclusters.sources.refine.cutout_side_kpc`), is
+cut from a yt-loadable particle snapshot (Gadget, AREPO, GIZMO, OWLS/EAGLE, ...). Only hot,
+non-star-forming gas is kept: kT > ``sources.min_kT_keV`` (0.1 keV) and zero star-formation
+rate (paper 004 sec. 2.1.2).
+
+``sources.deposit: native`` (default) keeps the particles (SPH particles, or moving-mesh cells
+with their volumes) at the snapshot's own resolution and pyXSIM uses them directly
+(:mod:`xclusters.sources.particles`); for grid and AMR codes (Enzo, RAMSES, ...) it keeps the
+snapshot's cells as nested grids (:mod:`xclusters.sources.mesh`). The other values put
+particles on the uniform grid of ``source.h5`` (recorded as ``attrs["deposit_method"]``):
 
 ``sph_kernel`` (``auto`` when the gas has smoothing lengths)
     For an SPH particle type of the dataset with smoothing lengths (Gadget ``SmoothingLength``;
@@ -46,16 +53,21 @@ import numpy as np
 
 from ..paths import safe_id
 from .analytic import _MSUN_PER_KPC3_IN_G_CM3, draw_agn_empty
+from .particles import METAL_FIELDS, SFR_FIELDS
 
 __all__ = ["build_simulation_source", "SimulationSourceError", "GAS_TYPE_CANDIDATES",
-           "DEPOSIT_METHODS", "SPH_MIN_SMOOTHING_CELLS", "SPH_MASS_WARN_FRACTION",
+           "DEPOSIT_METHODS", "RECENTRE_METHODS", "SPH_MIN_SMOOTHING_CELLS",
+           "SPH_MASS_WARN_FRACTION",
            "sph_smoothing_source"]
 
 log = logging.getLogger("xclusters.sources")
 
 GAS_TYPE_CANDIDATES = ("PartType0", "Gas", "gas")
-#: ``sources.deposit`` values: ``auto`` uses the SPH kernel when smoothing lengths exist
-DEPOSIT_METHODS = ("auto", "sph_kernel", "nearest_grid_point")
+#: ``sources.deposit`` values: ``native`` keeps the particles for pyXSIM; the others grid them
+#: (``auto`` uses the SPH kernel when smoothing lengths exist)
+DEPOSIT_METHODS = ("native", "auto", "sph_kernel", "nearest_grid_point")
+#: ``sources.recentre`` values
+RECENTRE_METHODS = ("shrinking_sphere", "none")
 #: floor of the SPH smoothing length (kernel support radius) in grid cells. Sampling yt's cubic
 #: kernel at cell centres, one particle's deposited mass / m_j has a scatter of 49 % for
 #: h = 1 cell, 17 % for 1.25, 3.6 % for 1.5 and 0.07 % for 2 cells (2000 random positions each,
@@ -65,8 +77,6 @@ SPH_MIN_SMOOTHING_CELLS = 1.5
 #: relative difference between SPH-deposited and particle hot-gas mass that triggers a warning
 #: (kernels carrying mass across the cube faces)
 SPH_MASS_WARN_FRACTION = 0.1
-_SFR_FIELDS = ("StarFormationRate", "star_formation_rate")
-_METAL_FIELDS = ("metallicity", "GFM_Metallicity", "Metallicity")
 
 
 class SimulationSourceError(ValueError):
@@ -113,10 +123,10 @@ def sph_smoothing_source(ds, ptype: str) -> str | None:
         return None
     if (ptype, "smoothing_length") not in fields or (ptype, "density") not in fields:
         return None
-    if getattr(ds, "gen_hsmls", False):
-        return "yt_generated"
     if type(ds).__name__.lower().startswith("arepo"):
         return "arepo_cell_volume"
+    if getattr(ds, "gen_hsmls", False):
+        return "yt_generated"
     return "snapshot"
 
 
@@ -200,8 +210,10 @@ def _deposit_sph(d_kpc: np.ndarray, h_kpc: np.ndarray, mass_msun: np.ndarray,
 
 
 def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any],
-                            snapshot_path: str | Path, seed: int) -> dict[str, Any]:
-    """Cut the hot gas around one halo out of a snapshot and deposit it on a uniform grid.
+                            snapshot_path: str | Path, seed: int,
+                            instruments_cfg: Mapping[str, Any] | None = None,
+                            memory_mb: float | None = None) -> dict[str, Any]:
+    """Cut the hot gas around one halo out of a snapshot (particles, or on a uniform grid).
 
     Parameters
     ----------
@@ -210,19 +222,28 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
         ``redshift``, ``x_c``, ``y_c``, ``z_c`` [comoving kpc/h].
     sources_cfg : mapping
         ``grid_cells``, ``box_r500c``, ``min_kT_keV``, ``default_metallicity_zsun``; optional
-        ``deposit`` (one of :data:`DEPOSIT_METHODS`, default ``auto``: SPH kernel when the
-        gas has smoothing lengths, else nearest grid point).
+        ``deposit`` (one of :data:`DEPOSIT_METHODS`, default ``native``: the particles
+        themselves; ``auto``: SPH kernel on the grid when the gas has smoothing lengths, else
+        nearest grid point) and ``recentre`` (:data:`RECENTRE_METHODS`, default
+        ``shrinking_sphere``).
     snapshot_path : str or Path
         Snapshot file that ``yt.load`` reads.
     seed : int
         Run seed (unused: the cutout is deterministic; kept for a uniform signature).
+    instruments_cfg : mapping, optional
+        The ``instruments`` section: caps the cutout at the largest field.
+    memory_mb : float, optional
+        ``parallel.memory_per_worker_mb``: a larger native cutout is refused, naming the halo.
 
     Returns
     -------
     dict
-        Same layout as :func:`xclusters.sources.build_analytic_source` (no point sources);
-        ``attrs`` record ``deposit_method``, ``n_particles`` and ``hot_gas_mass_msun`` (hot
-        particles with centres in the cube) and ``deposited_gas_mass_msun`` (sum of the grid).
+        ``native``: ``particles`` (:data:`xclusters.sources.io.PARTICLE_FIELDS`),
+        ``bbox_kpc``, ``point_sources`` (empty), ``attrs``. Otherwise the layout of
+        :func:`xclusters.sources.build_analytic_source` (no point sources). ``attrs`` record
+        ``deposit_method``, ``n_particles`` and ``hot_gas_mass_msun`` (hot particles with
+        centres in the cube), ``deposited_gas_mass_msun`` (grids), ``centre_ckpc_h``,
+        ``catalogue_centre_ckpc_h`` and ``centre_shift_kpc``.
     """
     import yt
 
@@ -235,21 +256,69 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
             f"halo {halo_id} ({cid}): no snapshot centre (x_c, y_c, z_c = {centre_v.tolist()}); "
             "sources.kind: simulation needs a catalogue with centres (catalog.source: yt or a "
             "table with x_c, y_c, z_c)")
-    method = str(sources_cfg.get("deposit", "auto"))
+    method = str(sources_cfg.get("deposit", "native"))
     if method not in DEPOSIT_METHODS:
         raise SimulationSourceError(f"sources.deposit = {method!r}; use one of "
                                     f"{', '.join(DEPOSIT_METHODS)}")
     snapshot_path = Path(snapshot_path)
     if not snapshot_path.exists():
         raise SimulationSourceError(f"snapshot {snapshot_path} not found (catalog.snapshot)")
+    recentre = str(sources_cfg.get("recentre", "shrinking_sphere"))
+    if recentre not in RECENTRE_METHODS:
+        raise SimulationSourceError(f"sources.recentre = {recentre!r}; use one of "
+                                    f"{', '.join(RECENTRE_METHODS)}")
     ds = yt.load(str(snapshot_path))
-    ptype = _gas_type(ds)
+    from .mesh import is_mesh_dataset
+
+    mesh = is_mesh_dataset(ds)
+    if mesh and method != "native":
+        raise SimulationSourceError(
+            f"{snapshot_path}: a grid/AMR snapshot ({type(ds).__name__}) has no gas particles "
+            f"to deposit; sources.deposit = {method!r} needs particles, use native")
+    ptype = None if mesh else _gas_type(ds)
     r500 = float(row["r500c"])
+    label = f"halo {halo_id} ({cid})"
+    z = float(row["redshift"]) if "redshift" in keys else float(ds.current_redshift)
+    centre_cat = centre_v.copy()
+    shift_kpc = 0.0
+    if recentre == "shrinking_sphere":
+        from .particles import refine_centre
+
+        centre_v, shift_kpc, _ = refine_centre(ds, centre_v, r500, label)
+    from .refine import cutout_side_kpc
+
+    side_kpc = cutout_side_kpc(r500, z, sources_cfg, instruments_cfg)
+    half = 0.5 * side_kpc
+    common = {"redshift": z, "m500c_msun": float(row["m500c"]), "r500c_kpc": r500,
+              "cluster_id": cid, "halo_id": halo_id, "source_kind": "simulation",
+              "snapshot": str(snapshot_path), "min_kT_keV": float(sources_cfg.get(
+                  "min_kT_keV", 0.1)), "centre_ckpc_h": centre_v.tolist(),
+              "catalogue_centre_ckpc_h": centre_cat.tolist(), "centre_shift_kpc": shift_kpc,
+              "recentre": recentre, "cutout_side_kpc": side_kpc}
+    if mesh:
+        from .mesh import mesh_cutout
+        from .refine import finest_pixel_kpc
+
+        pixel = finest_pixel_kpc(instruments_cfg, z, sources_cfg) if instruments_cfg else None
+        out = mesh_cutout(ds, centre_v, side_kpc, r500, sources_cfg, label, pixel_kpc=pixel,
+                          memory_mb=memory_mb)
+        out["attrs"] = dict(common, deposit_method="native_mesh", **out["attrs"])
+        out["point_sources"] = draw_agn_empty()
+        return out
+    if method == "native":
+        from .particles import particle_cutout
+
+        particles, extra = particle_cutout(ds, ptype, centre_v, side_kpc, sources_cfg, label,
+                                           memory_mb=memory_mb)
+        attrs = dict(common, deposit_method="native", **extra)
+        log.info("%s: %d hot gas particles (%.3g Msun) at native resolution, median "
+                 "smoothing length %.1f kpc", label, extra["n_particles"],
+                 extra["hot_gas_mass_msun"], extra["median_smoothing_length_kpc"])
+        return {"particles": particles, "bbox_kpc": np.array([[-half, half]] * 3),
+                "point_sources": draw_agn_empty(), "attrs": attrs}
     n = int(sources_cfg["grid_cells"])
     min_kt = float(sources_cfg.get("min_kT_keV", 0.1))
     default_z = float(sources_cfg.get("default_metallicity_zsun", 0.3))
-    side_kpc = float(sources_cfg["box_r500c"]) * r500
-    half = 0.5 * side_kpc
     dx = side_kpc / n
     hsml_source = sph_smoothing_source(ds, ptype)
     if method == "auto":
@@ -275,7 +344,7 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
     mass = reg[(ptype, "particle_mass")].to("Msun").d
     kt = reg[(ptype, "temperature")].to("keV", "thermal").d
     hot = kt > min_kt
-    sfr_f = _first(ds, ptype, _SFR_FIELDS)
+    sfr_f = _first(ds, ptype, SFR_FIELDS)
     if sfr_f is not None:
         hot &= reg[sfr_f].d <= 0
     else:
@@ -290,7 +359,7 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
             "units (comoving kpc/h) or drop the halo from the sample")
     # SPH: every hot particle read contributes through its kernel; NGP: those in the cube
     use = hot if method == "sph_kernel" else keep
-    met_f = _first(ds, ptype, _METAL_FIELDS)
+    met_f = _first(ds, ptype, METAL_FIELDS)
     if met_f is not None:
         zmet = reg[met_f][use].to("Zsun").d
     else:
@@ -313,12 +382,8 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
     else:
         rho, q = _deposit_ngp(d_kpc[use], mass[use], values, n, side_kpc)
     deposited = float(rho.sum() * dx**3 / _MSUN_PER_KPC3_IN_G_CM3)
-    z = float(row["redshift"]) if "redshift" in keys else float(ds.current_redshift)
-    attrs = {"redshift": z, "m500c_msun": float(row["m500c"]), "r500c_kpc": r500,
-             "cluster_id": cid, "halo_id": halo_id, "source_kind": "simulation",
-             "snapshot": str(snapshot_path), "n_particles": int(keep.sum()),
-             "hot_gas_mass_msun": hot_mass, "deposited_gas_mass_msun": deposited,
-             "deposit_method": method, "min_kT_keV": min_kt}
+    attrs = dict(common, n_particles=int(keep.sum()), hot_gas_mass_msun=hot_mass,
+                 deposited_gas_mass_msun=deposited, deposit_method=method)
     attrs.update(extra)
     if method == "sph_kernel" and abs(deposited / hot_mass - 1.0) > SPH_MASS_WARN_FRACTION:
         log.warning(
