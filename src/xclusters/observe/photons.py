@@ -314,20 +314,28 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
                 f"{exposure_s:.4g} s, z={redshift}); check the gas density/temperature of its "
                 "source and the photon budget.")
         os.replace(written, tmp)
-        extra = {**eprov, **dict(provenance or {})}
-        extra.pop("emission_model", None)
-        rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
-                                photon_area_cm2=float(area_cm2),
-                                photon_exposure_s=float(exposure_s), redshift=float(redshift),
-                                n_photons=int(n_photons), n_cells=int(n_cells),
-                                **cosmo_prov, **extra)
-        with h5py.File(tmp, "a") as fh:
-            fh["info"].attrs["filenames"] = [str(out_path)]
-            for key, value in rec.items():
-                fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
+        _write_provenance(tmp, out_path, seed=seed, model_name=model_name,
+                          cluster_id=cluster_id, area_cm2=area_cm2, exposure_s=exposure_s,
+                          redshift=redshift, n_photons=n_photons, n_cells=n_cells,
+                          extra={**eprov, **cosmo_prov, **dict(provenance or {})})
     log.info("cluster %s: %d photons from %d cells -> %s", cluster_id, n_photons, n_cells,
              out_path)
     return out_path
+
+
+def _write_provenance(tmp, out_path: Path, *, seed, model_name, cluster_id, area_cm2,
+                      exposure_s, redshift, n_photons, n_cells, extra) -> None:
+    """Record the photon list's provenance as ``xclusters_*`` attributes of its ``/info``."""
+    extra = dict(extra)
+    extra.pop("emission_model", None)
+    rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
+                            photon_area_cm2=float(area_cm2), photon_exposure_s=float(exposure_s),
+                            redshift=float(redshift), n_photons=int(n_photons),
+                            n_cells=int(n_cells), **extra)
+    with h5py.File(tmp, "a") as fh:
+        fh["info"].attrs["filenames"] = [str(out_path)]
+        for key, value in rec.items():
+            fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
 
 
 def _yt_cosmology(cosmology) -> tuple[Any, dict[str, float]]:
@@ -362,16 +370,10 @@ def _make_particle_photons(source, out_path: Path, *, emission_cfg, area_cm2, ex
                 f"cluster {cluster_id}: pyXSIM generated no photons from the particles (area "
                 f"{area_cm2:.4g} cm^2 x {exposure_s:.4g} s, z={redshift}); check the gas of "
                 "its source and the photon budget.")
-        extra = {**eprov, **cosmo_prov, **dict(provenance or {})}
-        extra.pop("emission_model", None)
-        rec = provenance_record(seed=seed, emission_model=model_name, cluster_id=cluster_id,
-                                photon_area_cm2=float(area_cm2),
-                                photon_exposure_s=float(exposure_s), redshift=float(redshift),
-                                n_photons=int(n_photons), n_cells=int(n_cells), **extra)
-        with h5py.File(tmp, "a") as fh:
-            fh["info"].attrs["filenames"] = [str(out_path)]
-            for key, value in rec.items():
-                fh["info"].attrs[f"xclusters_{key}"] = _h5_attr(value)
+        _write_provenance(tmp, out_path, seed=seed, model_name=model_name,
+                          cluster_id=cluster_id, area_cm2=area_cm2, exposure_s=exposure_s,
+                          redshift=redshift, n_photons=n_photons, n_cells=n_cells,
+                          extra={**eprov, **cosmo_prov, **dict(provenance or {})})
     log.info("cluster %s: %d photons from %d particles -> %s", cluster_id, n_photons, n_cells,
              out_path)
     return out_path
