@@ -244,9 +244,9 @@ def test_amr_snapshot_becomes_nested_grids(tmp_path, monkeypatch):
     snap = tmp_path / "DD0010"
     snap.touch()
     row = dict(ROW, x_c=2010.0, y_c=1990.0, z_c=2000.0)      # kpc (not a comoving dataset)
-    inst = {"chandra_acisi": {"enabled": True, "field_arcmin": 20.0, "image_pixels": 128},
-            "erosita": {"enabled": False}, "ideal": {"enabled": False}}
-    src = build_simulation_source(row, CFG, snap, seed=1, instruments_cfg=inst)
+    inst = {"chandra_acisi": {"enabled": True, "field_arcmin": 20.0, "image_pixels": 128}}
+    cfg = dict(CFG, reference_cosmology=load_defaults()["sources"]["reference_cosmology"])
+    src = build_simulation_source(row, cfg, snap, seed=1, instruments_cfg=inst)
     a = src["attrs"]
     # the cutout (Chandra's 20' field, 1180 kpc) / 32 cells: snapshot level 1 (31 kpc); one
     # core level (16 kpc), since the snapshot has no finer cells (the pixel is 8.9 kpc)
