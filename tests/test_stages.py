@@ -35,7 +35,7 @@ EXPECTED = {
 }
 NEW_VALUES = {"exposure_ks": 4.0, "cool_core_fraction": 0.9, "model": "bremsstrahlung",
               "image_pixels": 16, "epochs": 3, "max_epochs": 2, "n_value_bins": 4,
-              "n_clusters": 5, "negative_weight": 0.5, "epoch_definition": "pass"}
+              "n_clusters": 5, "negative_weight": 0.5, "epoch_definition": "paper"}
 
 
 def _set(cfg: dict, path: tuple, value) -> dict:
