@@ -35,8 +35,10 @@ def _image_shape(ds) -> tuple:
     return shape
 
 
-def _epoch_summary(train_ds, epoch_plan) -> dict:
+def _epoch_summary(train_ds) -> dict:
     """``epoch_definition``, ``variants_per_epoch``, ``steps_per_epoch`` of the training set."""
+    from xclusters.dataset.tfdata import epoch_plan
+
     plan = epoch_plan(train_ds)
     return {"epoch_definition": plan["epoch_definition"],
             "variants_per_epoch": plan["variants_per_epoch"],
@@ -130,8 +132,6 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=2,
               shuffle=False)
 
-    from xclusters.dataset.tfdata import epoch_plan
-
     history = read_history(paths["history"])
     best, _, best_epoch = resume_state(history)
     last_loss = history[-1].get("loss", math.nan) if history else math.nan
@@ -151,7 +151,7 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
         "patience": patience, "best_val_loss": best, "best_epoch": best_epoch,
         "stop_reason": reason, "seed": int(seed), "resumed": resuming,
         "time_s": time.perf_counter() - t_start, **throughput.summary(),
-        **_epoch_summary(train_ds, epoch_plan),
+        **_epoch_summary(train_ds),
     }
     write_json_atomic(paths["summary"], summary)
     log.info("superobs training done: %s", summary)
