@@ -22,6 +22,7 @@ from astropy.table import Table
 from xclusters.dataset import (N_DIHEDRAL, DatasetError, assign_folds, build_dataset,
                                check_dataset, dihedral, fold_roles, load_split_arrays,
                                mass_dataset, read_meta, superobs_dataset)
+from xclusters.dataset.tfdata import epoch_plan
 from xclusters.dataset import build as build_mod
 from xclusters.dataset.folds import dealing_order
 from xclusters.seeds import rng_for
@@ -232,11 +233,13 @@ def _collect(ds):
 
 def test_superobs_stream_seeded_and_paired(built):
     _tf()
-    ds = superobs_dataset(built, "train", batch_size=3, augment=True, seed=5)
+    ds = superobs_dataset(built, "train", batch_size=3, augment=True, seed=5,
+                          epoch_definition="pass")
     assert ds.element_spec[0].shape.as_list() == [None, NPIX, NPIX, 3]
     x1, y1 = _collect(ds)
     x2, _ = _collect(ds)  # second epoch: other order / transforms
-    x1b, _ = _collect(superobs_dataset(built, "train", 3, True, seed=5))
+    x1b, _ = _collect(superobs_dataset(built, "train", 3, True, seed=5,
+                                       epoch_definition="pass"))
     assert x1.shape == (4, NPIX, NPIX, 3)  # 2 train clusters x 2 projections
     np.testing.assert_array_equal(y1, 2 * x1)  # the same transform on input and target
     np.testing.assert_array_equal(x1, x1b)  # same seed, same epoch -> same examples
@@ -249,15 +252,58 @@ def test_superobs_stream_seeded_and_paired(built):
     np.testing.assert_array_equal(xt, load_split_arrays(built, "test")["inputs"])
 
 
+def _pairs(ds, images):
+    """(image index, transform) of every example of one pass over ``ds``."""
+    lookup = {dihedral(img, k).tobytes(): (i, k) for i, img in enumerate(images)
+              for k in range(N_DIHEDRAL)}
+    assert len(lookup) == len(images) * N_DIHEDRAL  # the 8 transforms are distinguishable
+    x, y = _collect(ds)
+    np.testing.assert_array_equal(y, 2 * x)  # input and target transformed together
+    return [lookup[img.tobytes()] for img in x]
+
+
+def test_paper_epoch_enumerates_every_row_and_transform_once(built):
+    """Issue 16 item 3: one (paper) epoch = every (image, dihedral transform) pair once."""
+    _tf()
+    images = load_split_arrays(built, "train")["inputs"]
+    ds = superobs_dataset(built, "train", batch_size=5, augment=True, seed=5)
+    plan = epoch_plan(ds)
+    assert plan["epoch_definition"] == "paper" and plan["rows"] == len(images) == 4
+    assert plan["variants_per_epoch"] == 32 and plan["steps_per_epoch"] == 7
+    assert int(ds.cardinality()) == 7
+    want = sorted((i, k) for i in range(len(images)) for k in range(N_DIHEDRAL))
+    e0, e1 = _pairs(ds, images), _pairs(ds, images)
+    assert sorted(e0) == want and sorted(e1) == want  # each pair exactly once per epoch
+    assert e0 != e1  # reshuffled each epoch
+    assert _pairs(superobs_dataset(built, "train", 5, True, seed=5), images) == e0  # seeded
+    assert _pairs(superobs_dataset(built, "train", 5, True, seed=6), images) != e0
+    # "pass": each image once per epoch with one random transform
+    one = _pairs(superobs_dataset(built, "train", 5, True, seed=5, epoch_definition="pass"),
+                 images)
+    assert sorted(i for i, _ in one) == [0, 1, 2, 3]
+    # un-augmented (validation): each image once, identity
+    assert _pairs(superobs_dataset(built, "train", 5, False, seed=5), images) and \
+        sorted(_pairs(superobs_dataset(built, "train", 5, False, seed=5), images)) == \
+        [(i, 0) for i in range(4)]
+    with pytest.raises(ValueError, match="epoch_definition"):
+        superobs_dataset(built, "train", 5, epoch_definition="epoch")
+
+
 def test_mass_stream_labels(built):
     _tf()
     roles = fold_roles(0)
     ds = mass_dataset(built, roles["train"], batch_size=4, augment=True, seed=1)
-    x, y = _collect(ds)
-    assert x.shape == (4, NCH, NCH, 1) and y.shape == (4, 1) and y.dtype == np.float32
+    x, y = _collect(ds)  # one paper epoch: 4 images x 8 transforms
+    assert x.shape == (4 * N_DIHEDRAL, NCH, NCH, 1) and y.shape == (32, 1)
+    assert y.dtype == np.float32
     meta = read_meta(built)
     want = np.sort(np.log10(meta["m500c"][np.isin(meta["fold"], roles["train"])]))
-    np.testing.assert_allclose(np.sort(y[:, 0]), want.astype(np.float32))
+    np.testing.assert_allclose(np.sort(y[:, 0]),
+                               np.repeat(want, N_DIHEDRAL).astype(np.float32))
+    assert epoch_plan(ds)["steps_per_epoch"] == 8 == int(ds.cardinality())
+    xv, _ = _collect(mass_dataset(built, roles["val"], 4, False, shuffle=False))
+    assert epoch_plan(mass_dataset(built, roles["val"], 4, False))["variants_per_epoch"] \
+        == len(xv) == int(np.sum(np.isin(meta["fold"], roles["val"])))  # validation: un-augmented
     with pytest.raises(DatasetError, match="no rows"):
         mass_dataset(built, [5], 4)
     ev = load_split_arrays(built, folds=[9], what="mass", all_augmentations=True)

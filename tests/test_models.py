@@ -93,6 +93,34 @@ def test_loss_is_zero_for_perfect_prediction_and_finite_for_empty():
     assert cfg["smoothness_weight"] == 1.0
 
 
+def test_negative_pixel_penalty():
+    """Issue 16 item 4: 0 for non-negative predictions, positive otherwise, pushes pixels up."""
+    y = tf.constant(np.random.default_rng(1).poisson(2.0, (2, 24, 24, 3)).astype(np.float32))
+    assert np.all(M.negative_penalty(y).numpy() == 0.0)
+    pred = np.array(y.numpy())
+    pred[0, 3, 4, 1] = -2.0
+    pred[1, 0, 0, 0] = -0.5
+    pen = M.negative_penalty(tf.constant(pred)).numpy()
+    np.testing.assert_allclose(pen, [2.0 / (24 * 24 * 3), 0.5 / (24 * 24 * 3)], rtol=1e-6)
+    w = 3.0
+    with_neg = M.SuperobsLoss.from_train_config({"negative_weight": w})
+    without = M.SuperobsLoss.from_train_config({})
+    assert without.negative_weight == 0.0
+    assert float(with_neg(y, y)) == pytest.approx(0.0, abs=1e-6)  # no negatives: no penalty
+    # the penalty adds w * mean over the batch of the per-image penalty
+    assert float(with_neg(y, pred)) - float(without(y, pred)) == pytest.approx(
+        w * pen.mean(), rel=1e-4)
+    x = tf.Variable(pred)
+    with tf.GradientTape() as tape:
+        val = tf.reduce_sum(M.negative_penalty(x))
+    g = tape.gradient(val, x).numpy()
+    assert g[0, 3, 4, 1] < 0 and g[1, 0, 0, 0] < 0  # gradient descent raises them
+    assert np.count_nonzero(g) == 2
+    assert M.SuperobsLoss.from_config(with_neg.get_config()).negative_weight == w
+    with pytest.raises(ValueError, match="negative_weight"):
+        M.SuperobsLoss(negative_weight=-1.0)
+
+
 def test_describe_models_reports_counts():
     from xclusters.models.describe import describe_models
 

@@ -19,7 +19,8 @@ from xclusters.images.grid import image_wcs  # noqa: E402
 from xclusters.predict.fitsio import InputFileError  # noqa: E402
 from xclusters.predict.loading import ModelFileError, load_trained_model  # noqa: E402
 from xclusters.predict.mass import predict_mass, predict_mass_arrays  # noqa: E402
-from xclusters.predict.superobs import predict_superobs, predict_superobs_arrays  # noqa: E402
+from xclusters.predict.superobs import (clip_negative_counts, predict_superobs,  # noqa: E402
+                                        predict_superobs_arrays)
 from xclusters.seeds import rng_for  # noqa: E402
 
 N = 32
@@ -176,3 +177,73 @@ def test_predict_mass(models, tmp_path):
     fits.PrimaryHDU(np.zeros((N + 2, N + 2), np.float32)).writeto(big)
     with pytest.raises(InputFileError, match="34x34 px"):
         predict_mass(models[1], big)
+
+
+def test_clip_negative_counts_statistics():
+    x = np.array([[1.0, -2.0], [3.0, -0.5]], np.float32)
+    clipped, stats = clip_negative_counts(x)
+    np.testing.assert_array_equal(clipped, [[1.0, 0.0], [3.0, 0.0]])
+    assert stats == {"clipped": True, "n_pixels": 2, "pixel_fraction": 0.5, "counts": 2.5,
+                     "count_fraction": 2.5 / 4.0}
+    assert clip_negative_counts(np.zeros(3))[1]["count_fraction"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def negative_model(tmp_path_factory):
+    """A superobs model whose soft band is pushed below 0 (output bias -50 counts)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = build_superobs_model(3, None)
+    out_layer = model.layers[-1]
+    kernel, bias = out_layer.get_weights()
+    out_layer.set_weights([kernel, bias + np.array([-50.0, 0.0, 0.0], np.float32)])
+    path = tmp_path_factory.mktemp("neg") / "superobs.keras"
+    model.save(path)
+    return path
+
+
+def test_predict_writes_no_negative_counts(negative_model, tmp_path):
+    """Issue 16 item 4: a model with negative raw output -> FITS >= 0 with NEGCLIP cards."""
+    cube = _cube(3)
+    src = tmp_path / "erosita.fits"
+    hdr = image_wcs((RA0, DEC0), N, 9.6).to_header()
+    hdr["BUNIT"] = "count"
+    fits.PrimaryHDU(cube, header=hdr).writeto(src)
+    raw = predict_superobs_arrays(load_trained_model(negative_model, "superobs"),
+                                  np.moveaxis(cube, 0, -1)[None], clip=False)[0]
+    raw = np.moveaxis(raw, -1, 0)
+    n_neg = int(np.sum(raw < 0))
+    assert n_neg >= N * N  # the whole soft band at least
+    out = tmp_path / "pred.fits"
+    res = predict_superobs(negative_model, src, out_fits=out)
+    with fits.open(out) as hdul:
+        data, h = hdul[0].data, hdul[0].header
+    assert data.min() == 0.0
+    np.testing.assert_allclose(data, np.where(raw < 0, 0.0, raw), rtol=1e-5, atol=1e-5)
+    assert h["NEGCLIP"] is True and "set to 0" in h.comments["NEGCLIP"]
+    assert h["NEGCLNPX"] == n_neg == res["negclip"]["n_pixels"]
+    assert h["NEGCLFPX"] == pytest.approx(n_neg / raw.size)
+    assert h["NEGCLCNT"] == pytest.approx(-raw[raw < 0].sum(), rel=1e-4)
+    assert h["NEGCLFCT"] == pytest.approx(-raw[raw < 0].sum() / data.sum(), rel=1e-4)
+    # the default of the array API clips too
+    assert predict_superobs_arrays(load_trained_model(negative_model, "superobs"),
+                                   np.moveaxis(cube, 0, -1)[None]).min() == 0.0
+
+
+def test_predict_dataset_writes_no_negative_counts(negative_model, tmp_path):
+    import h5py
+    from test_dataset import _config, make_run
+
+    from xclusters.dataset import build_dataset
+    from xclusters.pipeline.predictions import predict_superobs_test_split
+
+    sample, manifests = make_run(tmp_path)
+    h5 = build_dataset(sample, manifests, tmp_path / "dataset.h5", config=_config())
+    out = predict_superobs_test_split(negative_model, h5, tmp_path / "pred.h5", split="all")
+    with h5py.File(out, "r") as f:
+        pred = f["prediction"][()]
+        attrs = dict(f.attrs)
+    assert pred.min() == 0.0 and np.all(pred[..., 0] == 0.0)
+    assert attrs["negclip"] and attrs["negclip_n_pixels"] >= pred[..., 0].size
+    assert 0 < attrs["negclip_pixel_fraction"] <= 1

@@ -110,6 +110,8 @@ def test_superobs_training_lowers_loss_and_writes_outputs(tmp_path):
     assert summary["best_val_loss"] == pytest.approx(min(h["val_loss"] for h in hist))
     assert summary["stop_reason"] == "max_epochs"
     assert summary["images_per_s"] > 0
+    # a dataset not built by xclusters.dataset.tfdata: steps from its cardinality
+    assert summary["epoch_definition"] is None and summary["steps_per_epoch"] == 3
     on_disk = json.loads(out.with_name("superobs.summary.json").read_text())
     assert on_disk["best_epoch"] == summary["best_epoch"]
     model = keras.models.load_model(out, safe_mode=True, compile=False)
@@ -164,6 +166,7 @@ def test_mass_training_lowers_loss_and_keeps_last_model(tmp_path):
     assert "val_slope" in hist[0] and "val_max_abs_delta" in hist[0]
     assert summary["stop_reason"] in ("converged", "max_epochs")
     assert summary["kept_epoch"] == summary["epochs_run"]
+    assert summary["epoch_definition"] is None and summary["steps_per_epoch"] == 5
     model = keras.models.load_model(out, safe_mode=True, compile=False)
     assert model.count_params() == 58437
 
@@ -203,3 +206,23 @@ def test_weights_identical_for_same_seed_and_differ_for_another(tmp_path):
         weights.append([np.asarray(w) for w in model.get_weights()])
     assert all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
     assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
+
+
+@pytest.mark.slow
+def test_paper_epochs_from_dataset_file_recorded_in_summary(tmp_path):
+    """Issue 16 item 3: one epoch = each training image under the 8 dihedral transforms."""
+    from test_dataset import _config, make_run
+
+    from xclusters.dataset import build_dataset
+    from xclusters.train.superobs import train_superobs_from_file
+
+    sample, manifests = make_run(tmp_path)
+    h5 = build_dataset(sample, manifests, tmp_path / "dataset.h5", config=_config())
+    cfg = cfg_superobs(1)
+    s = train_superobs_from_file(h5, tmp_path / "superobs.keras", cfg=cfg, seed=SEED,
+                                 workdir=tmp_path / "w")
+    # 2 training clusters x 2 projections x 8 transforms, batches of 4
+    assert (s["epoch_definition"], s["variants_per_epoch"], s["steps_per_epoch"]) == \
+        ("paper", 32, 8)
+    assert json.loads((tmp_path / "superobs.summary.json").read_text())[
+        "variants_per_epoch"] == 32

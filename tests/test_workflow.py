@@ -69,6 +69,8 @@ def test_evaluation_and_report(run_dir):
     assert "Prediction" in table3 and "eROSITA" in table3
     preds = Table.read(run / "predictions" / "mass.ecsv", format="ascii.ecsv")
     assert len(preds) > 0 and np.isfinite(preds["log_m500c_pred"]).all()
+    for kind in ("superobs", "mass"):  # issue 16 item 5
+        assert (run / "evaluation" / kind / "fig_learning_curves.png").stat().st_size > 0
     report = run / "report.html"
     assert report.stat().st_size > 10_000
 
@@ -117,7 +119,8 @@ def _jobs(proc) -> set[str]:
 
 _DOWNSTREAM_OF_IMAGES = {"build_shard", "dataset", "train_superobs", "train_mass",
                          "predict_superobs", "predict_mass", "evaluate_superobs",
-                         "evaluate_superobs_trainval", "evaluate_mass"}
+                         "evaluate_superobs_trainval", "evaluate_mass",
+                         "learning_curves_superobs", "learning_curves_mass"}
 # key -> rules a dry run must list (issue 15: a change reruns its stage and what depends on
 # it, nothing upstream)
 _RERUNS = {
@@ -126,13 +129,14 @@ _RERUNS = {
     "emission.model": ("bremsstrahlung", _DOWNSTREAM_OF_IMAGES),
     "instruments.erosita.image_pixels": (16, _DOWNSTREAM_OF_IMAGES),
     "train.superobs.epochs": (3, {"train_superobs", "predict_superobs", "evaluate_superobs",
-                                  "evaluate_superobs_trainval"}),
+                                  "evaluate_superobs_trainval", "learning_curves_superobs"}),
     "evaluate.n_value_bins": (4, {"evaluate_superobs", "evaluate_superobs_trainval",
                                   "evaluate_mass"}),
     # the sample changes: everything after it (the shards checkpoint hides build_shard)
     "seed": (7, {"sample", "shards", "dataset", "train_superobs", "train_mass",
                  "predict_superobs", "predict_mass", "evaluate_superobs",
-                 "evaluate_superobs_trainval", "evaluate_mass"}),
+                 "evaluate_superobs_trainval", "evaluate_mass", "learning_curves_superobs",
+                 "learning_curves_mass"}),
 }
 
 

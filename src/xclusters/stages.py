@@ -71,12 +71,13 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "dataset": ("seed", "dataset", "projections", "instruments.erosita.exposure_ks",
                 "instruments.ideal.exposure_ks", "instruments.chandra_acisi.exposure_ks",
                 "instruments.chandra_acisi.enabled"),
-    "train_superobs": ("seed", "train.superobs", "train.mixed_precision", "train.strategy",
-                       "dataset.augmentation", "dataset.n_folds", "dataset.val_folds",
-                       "dataset.test_folds"),
+    "train_superobs": ("seed", "train.superobs", "train.epoch_definition",
+                       "train.mixed_precision", "train.strategy", "dataset.augmentation",
+                       "dataset.n_folds", "dataset.val_folds", "dataset.test_folds"),
     # ``train.mass.folds`` picks which folds are trained, not how one fold is trained
     "train_mass": ("seed", "train.mass.max_epochs", "train.mass.batch_size",
-                   "train.mass.learning_rate", "train.mixed_precision", "train.strategy",
+                   "train.mass.learning_rate", "train.epoch_definition",
+                   "train.mixed_precision", "train.strategy",
                    "dataset.augmentation", "dataset.n_folds"),
     # exposures: a fallback when dataset.h5 lacks them (evaluate.run._exposure)
     "evaluate": ("seed", "evaluate", "instruments.erosita.exposure_ks",

@@ -105,6 +105,8 @@ def evaluation_outputs(kind):
 def all_targets():
     targets = [f"{RUN}/evaluation/superobs/{name}" for name, _, _ in SUPEROBS_EVAL]
     targets.append(f"{RUN}/evaluation/superobs_trainval/superobs_table3.md")
+    targets.append(f"{RUN}/evaluation/superobs/fig_learning_curves.png")
     if CHANDRA:
         targets += [f"{RUN}/evaluation/mass/{name}" for name, _, _ in MASS_EVAL]
+        targets.append(f"{RUN}/evaluation/mass/fig_learning_curves.png")
     return targets

@@ -70,3 +70,48 @@ rule evaluate_superobs_trainval:
     shell:
         "xclusters evaluate-superobs --config {params.config} --dataset {input.dataset} "
         "--predictions {input.predictions} --outdir {params.outdir} --log {log}"
+
+
+# training histories (CSVLogger) -> learning-curve figures (issue 16 item 5)
+rule learning_curves_superobs:
+    input:
+        f"{RUN}/models/superobs.history.csv",
+    output:
+        report(
+            f"{RUN}/evaluation/superobs/fig_learning_curves.png",
+            caption="../report/superobs_learning_curves.rst",
+            category=CATEGORIES["superobs"],
+            subcategory="Training",
+        ),
+    log:
+        f"{RUN}/logs/learning_curves_superobs.log",
+    threads: 1
+    resources:
+        mem_mb=get_mem_mb(1000),
+        runtime=10,
+    shell:
+        "xclusters learning-curves --history {input} --out {output} "
+        "--title 'Super-observation CNN (paper 000)' "
+        "--loss-label 'loss (MAE + morphology + negative-pixel terms)' --log {log}"
+
+
+rule learning_curves_mass:
+    input:
+        expand(f"{RUN}/models/mass_fold{{fold}}.history.csv", fold=MASS_FOLDS),
+    output:
+        report(
+            f"{RUN}/evaluation/mass/fig_learning_curves.png",
+            caption="../report/mass_learning_curves.rst",
+            category=CATEGORIES["mass"],
+            subcategory="Training",
+        ),
+    log:
+        f"{RUN}/logs/learning_curves_mass.log",
+    threads: 1
+    resources:
+        mem_mb=get_mem_mb(1000),
+        runtime=10,
+    shell:
+        "xclusters learning-curves --history {input} --out {output} "
+        "--title 'Mass CNN (paper 004), one curve per test fold' "
+        "--loss-label 'MSE of log10(M500c/Msun) (dex^2)' --log {log}"

@@ -145,6 +145,13 @@ def cmd_evaluate_mass(a) -> int:
     return 0
 
 
+def cmd_learning_curves(a) -> int:
+    from ..evaluate.learning_curves import plot_learning_curves
+
+    plot_learning_curves(a.history, a.out, title=a.title or "", loss_label=a.loss_label)
+    return 0
+
+
 def cmd_models(a) -> int:
     from ..models.describe import describe_models
 
@@ -262,6 +269,7 @@ _WRITES = {
     "predict-mass-dataset": (("out",), (), ("dataset", "models")),
     "evaluate-superobs": ((), ("outdir",), ("config", "dataset", "predictions")),
     "evaluate-mass": ((), ("outdir",), ("config", "dataset", "predictions", "models")),
+    "learning-curves": (("out",), (), ("history",)),
     "predict": (("out",), (), ("model", "image", "events")),
     "predict-mass": ((), (), ("model", "image")),
 }
@@ -418,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--predictions", required=True)
     sp.add_argument("--models", nargs="*", default=None)
     sp.add_argument("--outdir", required=True)
+
+    sp = add("learning-curves", cmd_learning_curves,
+             "plot training and validation loss per epoch from CSVLogger history files")
+    sp.add_argument("--history", nargs="+", required=True,
+                    help="<model>.history.csv file(s); several: one curve each (mass folds)")
+    sp.add_argument("--out", required=True, help="output PNG")
+    sp.add_argument("--title", default=None)
+    sp.add_argument("--loss-label", default="loss", help="y-axis label")
 
     sp = add("models", cmd_models,
              "print both architectures with trainable-parameter counts for the config's shapes")

@@ -5,12 +5,24 @@
 * :func:`load_split_arrays`: numpy arrays of a split or folds, for prediction/evaluation.
 
 Rows are read one at a time with h5py inside a Python generator
-(``tf.data.Dataset.from_generator``); each pass (epoch) shuffles the row order with
-``rng_for(seed, "tfdata", <tag>, epoch)`` and, when augmenting on the fly, draws one of the 8
-dihedral transforms per example from the same generator (paper 004 §2.1.3), so an epoch's
-examples depend only on the seed and the epoch number. With ``dataset.augmentation: stored``
-the 8 transforms are rows of the file: ``augment=True`` uses all of them, ``False`` only the
-identity rows. With ``none``, ``augment`` is ignored.
+(``tf.data.Dataset.from_generator``); each Keras epoch shuffles with
+``rng_for(seed, "tfdata", <tag>, epoch)``, so an epoch's examples depend only on the seed and
+the epoch number. What one epoch is (``train.epoch_definition``, issue 16):
+
+* ``paper`` (default): when augmenting on the fly, one epoch enumerates every (image,
+  dihedral transform) pair exactly once (8 per image; with 3 projections the 24 variants
+  per cluster of paper 004 §2.1.3 and paper 000), in a shuffled order -- the papers'
+  epoch, for which they store the variants;
+* ``pass``: each image once with one random transform drawn per example (8 passes = 1 paper
+  epoch).
+
+With ``dataset.augmentation: stored`` the 8 transforms are rows of the file: ``augment=True``
+uses all of them (one epoch = all stored rows, for either definition), ``False`` only the
+identity rows. With ``none``, ``augment`` is ignored (one epoch = each image once).
+Validation sets are built with ``augment=False``: each image once, untransformed.
+
+The datasets carry their length (``assert_cardinality``: Keras knows the steps per epoch) and
+an ``epoch_plan`` attribute read by :func:`epoch_plan` (recorded in the training summaries).
 """
 from __future__ import annotations
 
@@ -26,9 +38,20 @@ from .folds import SPLITS
 from .layout import (CHANDRA_IMAGES, SUPEROBS_BKG, SUPEROBS_INPUTS, SUPEROBS_TARGETS,
                      DatasetError, check_dataset, read_meta)
 
-__all__ = ["superobs_dataset", "mass_dataset", "load_split_arrays", "select_rows"]
+__all__ = ["superobs_dataset", "mass_dataset", "load_split_arrays", "select_rows",
+           "epoch_plan", "EPOCH_DEFINITIONS"]
 
 log = logging.getLogger("xclusters.dataset")
+
+#: Values of ``train.epoch_definition`` (see the module docstring).
+EPOCH_DEFINITIONS = ("paper", "pass")
+
+
+def _check_epoch_definition(epoch_definition: str) -> str:
+    if epoch_definition not in EPOCH_DEFINITIONS:
+        raise ValueError(f"epoch_definition = {epoch_definition!r} (train.epoch_definition): "
+                         f"expected one of {EPOCH_DEFINITIONS}")
+    return epoch_definition
 
 
 def _mode(path: str | Path) -> str:
@@ -76,14 +99,16 @@ def select_rows(meta, *, split: str | None = None, folds: int | Sequence[int] | 
 
 
 class _RowStream:
-    """Generator factory: one call = one shuffled (and augmented) pass over ``rows``.
+    """Generator factory: one call = one epoch over ``rows`` (shuffled, augmented).
 
-    Yields whole batches, which costs far less per example than element-wise
-    ``from_generator`` followed by ``batch``.
+    With ``augment`` and ``epoch_definition == "paper"`` the epoch is every (row, transform)
+    pair once; with ``"pass"`` every row once with a random transform. Yields whole batches,
+    which costs far less per example than element-wise ``from_generator`` followed by
+    ``batch``.
     """
 
     def __init__(self, path, x_name, y_name, rows, labels, augment, seed, shuffle, tag,
-                 batch_size, drop_remainder):
+                 batch_size, drop_remainder, epoch_definition="paper"):
         self.path = str(path)
         self.x_name, self.y_name = x_name, y_name
         self.rows = np.asarray(rows)
@@ -94,16 +119,51 @@ class _RowStream:
         self.tag = tag
         self.batch_size = int(batch_size)
         self.drop_remainder = drop_remainder
+        self.epoch_definition = _check_epoch_definition(epoch_definition)
         self.epoch = 0
+
+    @property
+    def variants_per_image(self) -> int:
+        """Examples per image and epoch: 8 (paper epochs, on the fly) or 1."""
+        return N_DIHEDRAL if self.augment and self.epoch_definition == "paper" else 1
+
+    @property
+    def n_examples(self) -> int:
+        """Examples yielded per epoch (before ``drop_remainder``)."""
+        return len(self.rows) * self.variants_per_image
+
+    @property
+    def n_batches(self) -> int:
+        """Batches per epoch."""
+        n = self.n_examples
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
+    def plan(self, mode: str, augment: bool) -> dict:
+        """The ``epoch_plan`` of the dataset (see :func:`epoch_plan`)."""
+        n = self.n_batches * self.batch_size if self.drop_remainder else self.n_examples
+        return {"epoch_definition": self.epoch_definition, "augmentation": mode,
+                "augment": bool(augment and mode != "none"), "rows": int(len(self.rows)),
+                "variants_per_epoch": int(n), "steps_per_epoch": int(self.n_batches),
+                "batch_size": self.batch_size}
+
+    def epoch_order(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions into ``rows``, dihedral transform) of every example of ``epoch``."""
+        rng = rng_for(self.seed, "tfdata", self.tag, epoch)
+        n = len(self.rows)
+        if self.variants_per_image > 1:
+            pairs = rng.permutation(n * N_DIHEDRAL) if self.shuffle \
+                else np.arange(n * N_DIHEDRAL)
+            return pairs // N_DIHEDRAL, pairs % N_DIHEDRAL
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        augs = (rng.integers(0, N_DIHEDRAL, size=n) if self.augment
+                else np.zeros(n, dtype=int))
+        return order, augs
 
     def __call__(self):
         import h5py
 
-        rng = rng_for(self.seed, "tfdata", self.tag, self.epoch)
+        order, augs = self.epoch_order(self.epoch)
         self.epoch += 1
-        order = rng.permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
-        augs = (rng.integers(0, N_DIHEDRAL, size=len(order)) if self.augment
-                else np.zeros(len(order), dtype=int))
         with h5py.File(self.path, "r") as fh:
             xd = fh[self.x_name]
             yd = fh[self.y_name] if self.y_name else None
@@ -123,13 +183,45 @@ class _RowStream:
                 yield x, y
 
 
-def _make(stream: _RowStream, x_shape, y_shape):
+def _make(stream: _RowStream, x_shape, y_shape, mode: str, augment: bool):
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_generator(
         stream, output_signature=(tf.TensorSpec((None, *x_shape), tf.float32),
                                   tf.TensorSpec((None, *y_shape), tf.float32)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.epoch_plan = stream.plan(mode, augment)
+    return ds
+
+
+def epoch_plan(ds) -> dict:
+    """What one epoch of a training dataset is, for the training summary.
+
+    Parameters
+    ----------
+    ds : tf.data.Dataset
+        A dataset of :func:`superobs_dataset` / :func:`mass_dataset`, or any batched dataset.
+
+    Returns
+    -------
+    dict
+        ``epoch_definition`` (``paper``/``pass``; ``None`` for a dataset not built here),
+        ``variants_per_epoch`` (examples per epoch; ``None`` if unknown),
+        ``steps_per_epoch`` (batches; ``None`` if unknown) and, for datasets built here,
+        ``augmentation`` (the file's mode), ``augment``, ``rows`` (dataset rows read) and
+        ``batch_size``.
+    """
+    plan = getattr(ds, "epoch_plan", None)
+    if plan is not None:
+        return dict(plan)
+    steps = None
+    try:
+        n = int(ds.cardinality())
+        steps = n if n >= 0 else None
+    except Exception:  # pragma: no cover - non-tf.data iterables
+        pass
+    return {"epoch_definition": None, "variants_per_epoch": None, "steps_per_epoch": steps}
 
 
 def _batch(batch_size: int) -> int:
@@ -146,7 +238,8 @@ def _shape(path, name) -> tuple[int, ...]:
 
 
 def superobs_dataset(path: str | Path, split: str, batch_size: int, augment: bool = True,
-                     seed: int = 0, *, shuffle: bool = True, drop_remainder: bool = False):
+                     seed: int = 0, *, shuffle: bool = True, drop_remainder: bool = False,
+                     epoch_definition: str = "paper"):
     """Batches of (eROSITA inputs, ideal targets), each (batch, H, W, 3) float32 counts.
 
     Parameters
@@ -164,11 +257,16 @@ def superobs_dataset(path: str | Path, split: str, batch_size: int, augment: boo
         Shuffle the rows each pass.
     drop_remainder : bool
         Drop the last incomplete batch.
+    epoch_definition : {"paper", "pass"}
+        ``train.epoch_definition``: with on-the-fly ``augment``, ``paper`` makes one epoch
+        every (image, dihedral transform) pair once, ``pass`` each image once with a random
+        transform (module docstring).
 
     Returns
     -------
     tf.data.Dataset
-        Ends with ``prefetch(AUTOTUNE)``.
+        Ends with ``prefetch(AUTOTUNE)``; known cardinality (batches per epoch) and an
+        ``epoch_plan`` (:func:`epoch_plan`).
     """
     check_dataset(path, ["superobs"])
     meta = read_meta(path, check=False)
@@ -177,15 +275,16 @@ def superobs_dataset(path: str | Path, split: str, batch_size: int, augment: boo
     shape = _shape(path, SUPEROBS_INPUTS)
     stream = _RowStream(path, SUPEROBS_INPUTS, SUPEROBS_TARGETS, rows, None,
                         augment and mode == "on_the_fly", seed, shuffle, f"superobs-{split}",
-                        _batch(batch_size), drop_remainder)
-    log.info("superobs %s: %d examples (augmentation %s, augment=%s)", split, len(rows), mode,
-             augment)
-    return _make(stream, shape, shape)
+                        _batch(batch_size), drop_remainder, epoch_definition)
+    log.info("superobs %s: %d rows, %d examples per epoch (augmentation %s, augment=%s, "
+             "%s epochs)", split, len(rows), stream.n_examples, mode, augment,
+             epoch_definition)
+    return _make(stream, shape, shape, mode, augment)
 
 
 def mass_dataset(path: str | Path, folds: int | Sequence[int], batch_size: int,
                  augment: bool = True, seed: int = 0, *, shuffle: bool = True,
-                 drop_remainder: bool = False):
+                 drop_remainder: bool = False, epoch_definition: str = "paper"):
     """Batches of (Chandra image (batch, H, W, 1), log10(M500c/Msun) (batch, 1)) float32.
 
     Parameters
@@ -194,7 +293,7 @@ def mass_dataset(path: str | Path, folds: int | Sequence[int], batch_size: int,
         A complete ``dataset.h5`` with ``/chandra/images``.
     folds : int or sequence of int
         Folds to include, e.g. ``fold_roles(k)["train"]``.
-    batch_size, augment, seed, shuffle, drop_remainder
+    batch_size, augment, seed, shuffle, drop_remainder, epoch_definition
         As in :func:`superobs_dataset`.
 
     Returns
@@ -210,10 +309,11 @@ def mass_dataset(path: str | Path, folds: int | Sequence[int], batch_size: int,
     tag = "mass-" + "-".join(str(f) for f in _as_folds(folds))
     stream = _RowStream(path, CHANDRA_IMAGES, None, rows, labels,
                         augment and mode == "on_the_fly", seed, shuffle, tag,
-                        _batch(batch_size), drop_remainder)
-    log.info("mass folds %s: %d examples (augmentation %s, augment=%s)", _as_folds(folds),
-             len(rows), mode, augment)
-    return _make(stream, shape, (1,))
+                        _batch(batch_size), drop_remainder, epoch_definition)
+    log.info("mass folds %s: %d rows, %d examples per epoch (augmentation %s, augment=%s, "
+             "%s epochs)", _as_folds(folds), len(rows), stream.n_examples, mode, augment,
+             epoch_definition)
+    return _make(stream, shape, (1,), mode, augment)
 
 
 def load_split_arrays(path: str | Path, split: str | None = None, *,

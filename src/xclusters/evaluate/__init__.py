@@ -8,6 +8,9 @@ Modules (one job each):
 * :mod:`.gradients` – DeepDream-style input gradients and Delta N / N profiles (paper 004 §4)
 * :mod:`.stats`, :mod:`.tables` – percentile summaries, ECSV/Markdown writers
 * :mod:`.plots_superobs`, :mod:`.plots_mass` – figures
+* :mod:`.learning_curves` – training and validation loss per epoch from the training's
+  ``<model>.history.csv`` (``xclusters learning-curves``; ``fig_learning_curves.png`` in the
+  ``superobs`` and ``mass`` evaluation directories, one curve per fold for the mass CNN)
 * :mod:`.run` – the entry points below
 
 Entry points

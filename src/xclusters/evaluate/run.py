@@ -13,6 +13,7 @@ import numpy as np
 from astropy.table import Table, vstack
 
 from ..dataset.layout import read_meta
+from ..predict.superobs import clip_negative_counts
 from ..provenance import provenance_record
 from ..seeds import rng_for
 from .mass import (MASS_RANGE_MID, annulus_counts, count_luminosity,
@@ -157,6 +158,9 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
     if prediction.ndim != 4 or prediction.shape[0] != index.size:
         raise ValueError(f"{predictions_h5}: /prediction {prediction.shape} must be (N,H,W,B) "
                          f"with N = len(/index) = {index.size}.")
+    # counts are never negative: files of `xclusters predict-dataset` are clipped already; this
+    # covers older or hand-made prediction files (the one clipping function)
+    prediction, _ = clip_negative_counts(prediction, what=str(predictions_h5))
     inputs = read_rows(dataset_h5, "superobs/inputs", index)
     targets = read_rows(dataset_h5, "superobs/targets", index)
     bkg = read_rows(dataset_h5, "superobs/inputs_full_annulus_bkg", index)

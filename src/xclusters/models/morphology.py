@@ -22,6 +22,12 @@ averaged over bands, with the weights of ``train.superobs.*_weight``. The morpho
 prediction is computed on its non-negative part ``max(pred, 0)``: the output layer is linear
 and can go negative early in training, which would otherwise make the ratios unbounded
 (the paper is silent on this; the MAE term still acts on negative pixels).
+
+Counts are never negative (issue 16): ``negative_weight * mean(max(-pred, 0))`` (counts per
+pixel, ``train.superobs.negative_weight``) adds a penalty on negative predicted pixels, on
+top of the MAE's; it is 0 for a non-negative prediction. Not in paper 000, which keeps a
+linear output layer (Table 2, kept here too); predictions are also clipped at inference
+(:func:`xclusters.predict.superobs.clip_negative_counts`).
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ import numpy as np
 __all__ = [
     "CONC_R_INNER_PX", "CONC_R_OUTER_PX", "BOXCAR_PX", "EPS_COUNTS",
     "concentration", "asymmetry", "smoothness", "morphology",
-    "SuperobsLoss", "custom_objects",
+    "negative_penalty", "SuperobsLoss", "custom_objects",
 ]
 
 #: Radii of the fixed concentration (paper 000 eq. 1), pixels.
@@ -119,6 +125,16 @@ def morphology(x, eps: float = EPS_COUNTS) -> dict:
             "smoothness": smoothness(x, eps=eps)}
 
 
+def negative_penalty(x):
+    """Mean over pixels and bands of ``max(-x, 0)``, counts: ``(B, H, W, C) -> (B,)``.
+
+    0 for a non-negative image; its gradient is ``-1 / (H W C)`` on each negative pixel, so
+    minimising it raises negative pixels towards 0.
+    """
+    tf = _tf()
+    return tf.reduce_mean(tf.nn.relu(-x), axis=(1, 2, 3))
+
+
 # --------------------------------------------------------------------------- loss
 import keras  # noqa: E402  (registration of the loss needs keras at import time)
 
@@ -133,12 +149,16 @@ class SuperobsLoss(keras.losses.Loss):
         Weight of the pixel mean absolute error (counts).
     concentration_weight, asymmetry_weight, smoothness_weight : float
         Weights of the mean (over bands) absolute differences of the fixed parameters.
+    negative_weight : float
+        Weight of the mean over pixels and bands of ``max(-pred, 0)`` (counts): penalises
+        negative predicted counts; 0 switches it off.
     eps : float
         Floor of the flux denominators, counts.
     """
 
     def __init__(self, mae_weight: float = 1.0, concentration_weight: float = 1.0,
                  asymmetry_weight: float = 1.0, smoothness_weight: float = 1.0,
+                 negative_weight: float = 0.0,
                  eps: float = EPS_COUNTS, name: str = "superobs_loss",
                  reduction: str = "sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -146,6 +166,9 @@ class SuperobsLoss(keras.losses.Loss):
         self.concentration_weight = float(concentration_weight)
         self.asymmetry_weight = float(asymmetry_weight)
         self.smoothness_weight = float(smoothness_weight)
+        self.negative_weight = float(negative_weight)
+        if self.negative_weight < 0:
+            raise ValueError(f"negative_weight = {negative_weight}: must be >= 0")
         self.eps = float(eps)
 
     def call(self, y_true, y_pred):
@@ -153,6 +176,8 @@ class SuperobsLoss(keras.losses.Loss):
         y_true = tf.cast(y_true, "float32")
         y_pred = tf.cast(y_pred, "float32")
         loss = self.mae_weight * tf.reduce_mean(tf.abs(y_pred - y_true), axis=(1, 2, 3))
+        if self.negative_weight:
+            loss = loss + self.negative_weight * negative_penalty(y_pred)
         pos = tf.nn.relu(y_pred)
         for w, fn in ((self.concentration_weight, concentration),
                       (self.asymmetry_weight, asymmetry),
@@ -166,7 +191,8 @@ class SuperobsLoss(keras.losses.Loss):
         cfg = super().get_config()
         cfg.update(mae_weight=self.mae_weight, concentration_weight=self.concentration_weight,
                    asymmetry_weight=self.asymmetry_weight,
-                   smoothness_weight=self.smoothness_weight, eps=self.eps)
+                   smoothness_weight=self.smoothness_weight,
+                   negative_weight=self.negative_weight, eps=self.eps)
         return cfg
 
     @classmethod
@@ -175,11 +201,16 @@ class SuperobsLoss(keras.losses.Loss):
 
     @classmethod
     def from_train_config(cls, superobs_cfg: dict) -> "SuperobsLoss":
-        """Build from the ``train.superobs`` config section (missing weights default to 1)."""
+        """Build from the ``train.superobs`` config section.
+
+        Missing paper-000 weights default to 1, a missing ``negative_weight`` to 0 (the
+        paper's loss; config/config.yaml sets the run default).
+        """
         return cls(mae_weight=superobs_cfg.get("mae_weight", 1.0),
                    concentration_weight=superobs_cfg.get("concentration_weight", 1.0),
                    asymmetry_weight=superobs_cfg.get("asymmetry_weight", 1.0),
-                   smoothness_weight=superobs_cfg.get("smoothness_weight", 1.0))
+                   smoothness_weight=superobs_cfg.get("smoothness_weight", 1.0),
+                   negative_weight=superobs_cfg.get("negative_weight", 0.0))
 
 
 def custom_objects() -> dict:

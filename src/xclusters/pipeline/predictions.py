@@ -38,9 +38,13 @@ def predict_superobs_test_split(model_path: str | Path, dataset: str | Path,
                                 out: str | Path, *, split: str = "test") -> Path:
     """Predict the super observation for every image of ``split``; write ``/prediction``, ``/index``.
 
-    The eROSITA inputs are read in batches from the HDF5 file, never whole.
+    The eROSITA inputs are read in batches from the HDF5 file, never whole. Negative predicted
+    counts are set to 0 (:func:`xclusters.predict.superobs.clip_negative_counts`); the file's
+    attributes ``negclip`` (True), ``negclip_n_pixels``, ``negclip_pixel_fraction``,
+    ``negclip_counts`` and ``negclip_count_fraction`` record it.
     """
     from ..dataset.layout import SUPEROBS_INPUTS, check_dataset, read_meta
+    from ..predict.superobs import clip_negative_counts, predict_superobs_arrays
 
     check_dataset(dataset, ["superobs"])
     meta = read_meta(dataset)
@@ -55,8 +59,8 @@ def predict_superobs_test_split(model_path: str | Path, dataset: str | Path,
         for start in range(0, rows.size, BATCH):
             idx = rows[start:start + BATCH]
             x = inputs[idx].astype(np.float32)  # rows ascending (flatnonzero)
-            preds.append(np.asarray(model.predict(x, verbose=0), dtype=np.float32))
-    pred = np.concatenate(preds)
+            preds.append(predict_superobs_arrays(model, x, batch_size=BATCH, clip=False))
+    pred, clip_stats = clip_negative_counts(np.concatenate(preds), what=f"{split} split")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as h5:
@@ -64,6 +68,8 @@ def predict_superobs_test_split(model_path: str | Path, dataset: str | Path,
             h5.create_dataset("index", data=rows.astype(np.int64))
             h5.attrs["model"] = str(model_path)
             h5.attrs["split"] = split
+            for key, value in clip_stats.items():
+                h5.attrs[f"negclip_{key}" if key != "clipped" else "negclip"] = value
     log.info("predicted %d super observations (%s split) -> %s", pred.shape[0], split, out)
     return Path(out)
 

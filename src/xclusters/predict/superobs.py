@@ -1,4 +1,13 @@
-"""Predict super observations (paper 000) from eROSITA images or event lists."""
+"""Predict super observations (paper 000) from eROSITA images or event lists.
+
+Counts are never negative (issue 16): the output layer of paper 000's CNN (Table 2) is linear
+and can give negative pixels, so every prediction this package writes or evaluates goes
+through :func:`clip_negative_counts` (negative pixels set to 0). The FITS header of a
+prediction records it (``NEGCLIP = T`` and the number and fraction of clipped pixels and
+counts, :data:`NEGCLIP_CARDS`); ``xclusters predict-dataset`` writes the same as HDF5
+attributes. Training also penalises negative pixels (``train.superobs.negative_weight``,
+:class:`xclusters.models.morphology.SuperobsLoss`).
+"""
 from __future__ import annotations
 
 import logging
@@ -6,14 +15,64 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["predict_superobs", "predict_superobs_arrays", "EROSITA_EXPOSURE_S",
-           "SUPEROBS_EXPOSURE_S"]
+__all__ = ["predict_superobs", "predict_superobs_arrays", "clip_negative_counts",
+           "negclip_header_cards", "EROSITA_EXPOSURE_S", "SUPEROBS_EXPOSURE_S", "NEGCLIP_CARDS"]
 
 log = logging.getLogger("xclusters.predict")
 
 #: Exposure of the model's input and output, s (paper 000 Table 1).
 EROSITA_EXPOSURE_S = 2000.0
 SUPEROBS_EXPOSURE_S = 10000.0
+
+#: FITS keywords (and comments) of :func:`negclip_header_cards`, keyed by the
+#: :func:`clip_negative_counts` statistic they hold.
+NEGCLIP_CARDS = {
+    "clipped": ("NEGCLIP", "negative predicted counts set to 0"),
+    "n_pixels": ("NEGCLNPX", "number of predicted pixels < 0 set to 0"),
+    "pixel_fraction": ("NEGCLFPX", "fraction of predicted pixels set to 0"),
+    "counts": ("NEGCLCNT", "sum of the negative predicted counts removed"),
+    "count_fraction": ("NEGCLFCT", "removed counts / predicted counts after clipping"),
+}
+
+
+def clip_negative_counts(counts: np.ndarray, *, what: str = "prediction"
+                         ) -> tuple[np.ndarray, dict]:
+    """Set negative predicted counts to 0 (the one clipping of predictions, issue 16).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        Predicted counts per pixel, any shape.
+    what : str
+        Name used in the log line.
+
+    Returns
+    -------
+    (clipped, stats) : (numpy.ndarray, dict)
+        ``clipped`` float32 ``>= 0`` (non-finite values are left for the caller's checks);
+        ``stats``: ``clipped`` (True), ``n_pixels`` clipped, ``pixel_fraction`` of all pixels,
+        ``counts`` (sum of the removed negative counts, >= 0) and ``count_fraction`` (removed
+        counts over the clipped prediction's total counts; 0 when that total is 0).
+    """
+    x = np.asarray(counts, dtype=np.float32)
+    neg = x < 0
+    n_neg = int(np.count_nonzero(neg))
+    removed = float(-np.sum(x[neg], dtype=np.float64))
+    clipped = np.where(neg, np.float32(0.0), x)
+    total = float(np.sum(clipped[np.isfinite(clipped)], dtype=np.float64))
+    stats = {"clipped": True, "n_pixels": n_neg,
+             "pixel_fraction": n_neg / x.size if x.size else 0.0,
+             "counts": removed, "count_fraction": removed / total if total > 0 else 0.0}
+    if n_neg:
+        log.info("%s: %d of %d pixels (%.3g %%) predicted negative, set to 0 (%.4g counts, "
+                 "%.3g %% of the clipped total)", what, n_neg, x.size,
+                 100.0 * stats["pixel_fraction"], removed, 100.0 * stats["count_fraction"])
+    return clipped, stats
+
+
+def negclip_header_cards(stats: dict) -> dict:
+    """FITS ``{keyword: (value, comment)}`` cards of :func:`clip_negative_counts` ``stats``."""
+    return {key: (stats[name], comment) for name, (key, comment) in NEGCLIP_CARDS.items()}
 
 
 def _model(model_or_path, kind: str):
@@ -24,7 +83,8 @@ def _model(model_or_path, kind: str):
     return model_or_path
 
 
-def predict_superobs_arrays(model, inputs: np.ndarray, batch_size: int = 4) -> np.ndarray:
+def predict_superobs_arrays(model, inputs: np.ndarray, batch_size: int = 4, *,
+                            clip: bool = True) -> np.ndarray:
     """Predict super observations for a batch of eROSITA images.
 
     Parameters
@@ -35,6 +95,9 @@ def predict_superobs_arrays(model, inputs: np.ndarray, batch_size: int = 4) -> n
         ``(N, H, W, 3)`` counts per pixel (2 ks eROSITA).
     batch_size : int
         Images per forward pass.
+    clip : bool
+        Set negative counts to 0 (:func:`clip_negative_counts`). ``False`` returns the raw
+        network output, for callers that clip themselves to record the statistics.
 
     Returns
     -------
@@ -49,7 +112,8 @@ def predict_superobs_arrays(model, inputs: np.ndarray, batch_size: int = 4) -> n
     if want[0] is not None and x.shape[1:3] != want[:2]:
         raise ValueError(f"inputs are {x.shape[1]}x{x.shape[2]} px but the model expects "
                          f"{want[0]}x{want[1]} px")
-    return np.asarray(model.predict(x, batch_size=int(batch_size), verbose=0), dtype=np.float32)
+    raw = np.asarray(model.predict(x, batch_size=int(batch_size), verbose=0), dtype=np.float32)
+    return clip_negative_counts(raw)[0] if clip else raw
 
 
 def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str | Path,
@@ -66,7 +130,8 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
         A 3-band eROSITA image (cube ``(3, H, W)`` or three 2-D HDUs, counts in 2 ks) or,
         with ``event_list=True``, an event file with an ``EVENTS`` table (``RA``, ``DEC``, ``PI``).
     out_fits : path
-        Output FITS: primary HDU ``PREDICTION`` ``(3, H, W)``, extension ``INPUT`` (the
+        Output FITS: primary HDU ``PREDICTION`` ``(3, H, W)`` (negative counts set to 0,
+        recorded by ``NEGCLIP`` and the ``NEGCL*`` keywords), extension ``INPUT`` (the
         image fed to the model) and, with ``nr_baseline``, ``EROSITA_NR``; all with the WCS
         of the input (a TAN WCS centred on ``sky_center`` for event lists).
     sky_center : (ra_deg, dec_deg) or SkyCoord, optional
@@ -96,8 +161,9 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
     Returns
     -------
     dict
-        ``out_fits``, ``prediction`` ``(3, H, W)``, ``input`` ``(3, H, W)``, ``baseline`` (or
-        None) and ``background`` (per band counts/pixel, or None).
+        ``out_fits``, ``prediction`` ``(3, H, W)`` (>= 0), ``input`` ``(3, H, W)``,
+        ``baseline`` (or None), ``background`` (per band counts/pixel, or None) and
+        ``negclip`` (the :func:`clip_negative_counts` statistics).
     """
     from xclusters.io import check_output_path
     from xclusters.models.record import read_training_record
@@ -149,8 +215,9 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
             abs(float(exposure) - EROSITA_EXPOSURE_S) > 0.01 * EROSITA_EXPOSURE_S:
         log.warning("%s: EXPOSURE = %s s, but the model was trained on %g s eROSITA images; "
                     "predictions scale with the counts", input, exposure, EROSITA_EXPOSURE_S)
-    pred = predict_superobs_arrays(model, np.moveaxis(cube, 0, -1)[None], batch_size=1)[0]
-    pred = np.moveaxis(pred, -1, 0)
+    raw = predict_superobs_arrays(model, np.moveaxis(cube, 0, -1)[None], batch_size=1,
+                                  clip=False)[0]
+    pred, clip_stats = clip_negative_counts(np.moveaxis(raw, -1, 0), what=str(out_fits))
     extra = [("INPUT", cube)]
     baseline = None
     if nr_baseline:
@@ -162,9 +229,9 @@ def predict_superobs(model_path: str | Path, input: str | Path, *, out_fits: str
         input_file=Path(input).name, input_kind="event_list" if event_list else "image")
     if background is not None:
         prov.update({f"bkg_{b}": float(v) for b, v in zip(fitsio.BAND_NAMES, background)})
-    cards = {"EXPOSURE": SUPEROBS_EXPOSURE_S}
+    cards = {"EXPOSURE": SUPEROBS_EXPOSURE_S, **negclip_header_cards(clip_stats)}
     out = fitsio.write_prediction_fits(out_fits, pred, wcs, extra=extra, header_cards=cards,
                                        provenance=prov)
     log.info("wrote %s", out)
     return {"out_fits": out, "prediction": pred, "input": cube, "baseline": baseline,
-            "background": background}
+            "background": background, "negclip": clip_stats}

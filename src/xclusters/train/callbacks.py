@@ -1,7 +1,6 @@
 """Keras callbacks implementing the papers' stopping rules, plus bookkeeping helpers."""
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -14,6 +13,7 @@ import keras
 import numpy as np
 
 from ..io import atomic_path, atomic_write_text, temporary_name
+from .history import read_history
 
 __all__ = [
     "AtomicModelCheckpoint", "MinimumHeldStop", "Throughput", "MassConvergence",
@@ -229,23 +229,6 @@ class MassConvergence(keras.callbacks.Callback):
             log.info("epoch %d: converged on validation (max|d|=%.3f, median d=%.4f, "
                      "slope=%.3f); keeping this model", epoch + 1, stats["max_abs_delta"],
                      stats["median_delta"], stats["slope"])
-
-
-def read_history(path: str | Path) -> list[dict]:
-    """Rows of a ``CSVLogger`` file as dicts of floats; repeated epochs keep the last row."""
-    p = Path(path)
-    if not p.is_file() or p.stat().st_size == 0:
-        return []
-    rows: dict[int, dict] = {}
-    with open(p, newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                rec = {k: float(v) for k, v in row.items() if k is not None and v not in ("", None)}
-            except ValueError:
-                continue
-            if "epoch" in rec:
-                rows[int(rec["epoch"])] = rec
-    return [rows[k] for k in sorted(rows)]
 
 
 def resume_state(history: list[dict], monitor: str = "val_loss") -> tuple[float, int, int | None]:

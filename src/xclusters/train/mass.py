@@ -112,7 +112,8 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     -------
     dict
         JSON summary (also in ``<stem>.summary.json``): epochs run, stop reason
-        (``converged``/``max_epochs``/``nan``), final validation statistics, timing.
+        (``converged``/``max_epochs``/``nan``), final validation statistics, timing, and
+        what an epoch is (``epoch_definition``, ``variants_per_epoch``, ``steps_per_epoch``).
     """
     import keras
 
@@ -120,7 +121,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     from xclusters.train.callbacks import (MassConvergence, Throughput, read_history,
                                            resume_state, save_model_atomic, write_json_atomic)
     from xclusters.train.runtime import configure_runtime, scope, train_section
-    from xclusters.train.superobs import _image_shape, output_paths
+    from xclusters.train.superobs import _epoch_summary, _image_shape, output_paths
 
     t_start = time.perf_counter()
     tcfg = train_section(cfg)
@@ -188,7 +189,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         "final_val_loss": history[-1].get("val_loss") if history else None,
         "validation": conv.last, "output_bias_init": bias0, "input_scaling": input_scaling, "slope_fit": slope_fit,
         "seed": int(seed), "resumed": resuming, "time_s": time.perf_counter() - t_start,
-        **throughput.summary(),
+        **throughput.summary(), **_epoch_summary(train_ds),
     }
     write_json_atomic(paths["summary"], summary)
     log.info("mass training done: %s", summary)
@@ -203,8 +204,10 @@ def train_mass_fold_from_file(dataset_path: str | Path, k: int, out_model_path: 
     from xclusters.train.runtime import train_section
 
     split = fold_splits(k, n_folds)
-    bs = int(train_section(cfg).get("mass", {}).get("batch_size", 32))
-    train_ds = mass_dataset(dataset_path, split["train"], bs, augment, seed)
+    tcfg = train_section(cfg)
+    bs = int(tcfg.get("mass", {}).get("batch_size", 32))
+    train_ds = mass_dataset(dataset_path, split["train"], bs, augment, seed,
+                            epoch_definition=str(tcfg.get("epoch_definition", "paper")))
     val_ds = mass_dataset(dataset_path, [split["val"]], bs, False, seed, shuffle=False)
     return train_mass_fold(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed,
                            workdir=workdir, val_arrays=dataset_to_arrays(val_ds))

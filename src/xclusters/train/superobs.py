@@ -35,6 +35,16 @@ def _image_shape(ds) -> tuple:
     return shape
 
 
+def _epoch_summary(train_ds) -> dict:
+    """``epoch_definition``, ``variants_per_epoch``, ``steps_per_epoch`` of the training set."""
+    from xclusters.dataset.tfdata import epoch_plan
+
+    plan = epoch_plan(train_ds)
+    return {"epoch_definition": plan["epoch_definition"],
+            "variants_per_epoch": plan["variants_per_epoch"],
+            "steps_per_epoch": plan["steps_per_epoch"]}
+
+
 def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping[str, Any],
                    seed: int, workdir: str | Path,
                    extra_callbacks: Sequence | None = None) -> dict:
@@ -62,7 +72,9 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
     -------
     dict
         The JSON summary (also written to ``<stem>.summary.json``): epochs run, best
-        validation loss and epoch, stop reason, wall time (s), training images per second.
+        validation loss and epoch, stop reason, wall time (s), training images per second,
+        and what an epoch is (``epoch_definition``, ``variants_per_epoch``,
+        ``steps_per_epoch``; :func:`xclusters.dataset.tfdata.epoch_plan`).
     """
     import keras
 
@@ -139,6 +151,7 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
         "patience": patience, "best_val_loss": best, "best_epoch": best_epoch,
         "stop_reason": reason, "seed": int(seed), "resumed": resuming,
         "time_s": time.perf_counter() - t_start, **throughput.summary(),
+        **_epoch_summary(train_ds),
     }
     write_json_atomic(paths["summary"], summary)
     log.info("superobs training done: %s", summary)
@@ -150,12 +163,15 @@ def train_superobs_from_file(dataset_path: str | Path, out_model_path: str | Pat
                              augment: bool = True) -> dict:
     """Read ``dataset.h5`` through :mod:`xclusters.dataset.tfdata` and call :func:`train_superobs`.
 
-    ``augment`` applies the on-the-fly flips/rotations to the training split only.
+    ``augment`` applies the dihedral flips/rotations to the training split only;
+    ``train.epoch_definition`` (default ``paper``) says what one epoch of it is.
     """
     from xclusters.dataset.tfdata import superobs_dataset
     from xclusters.train.runtime import train_section
 
-    bs = int(train_section(cfg).get("superobs", {}).get("batch_size", 8))
-    train_ds = superobs_dataset(dataset_path, "train", bs, augment, seed)
+    tcfg = train_section(cfg)
+    bs = int(tcfg.get("superobs", {}).get("batch_size", 8))
+    train_ds = superobs_dataset(dataset_path, "train", bs, augment, seed,
+                                epoch_definition=str(tcfg.get("epoch_definition", "paper")))
     val_ds = superobs_dataset(dataset_path, "val", bs, False, seed, shuffle=False)
     return train_superobs(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed, workdir=workdir)
