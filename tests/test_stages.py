@@ -30,10 +30,14 @@ EXPECTED = {
     ("train", "mass", "max_epochs"): {"train_mass"},
     ("evaluate", "n_value_bins"): {"evaluate"},
     ("sample", "n_clusters"): {"sample"},
+    # paper 004 geometry: the Chandra observation only (its own source/photons chain is
+    # fingerprinted per cluster, pipeline.cluster.observation_stages) and the dataset
+    ("instruments", "chandra_acisi", "fixed_redshift"): {"events.chandra_acisi",
+                                                         "images.chandra_acisi", "dataset"},
 }
 NEW_VALUES = {"exposure_ks": 4.0, "cool_core_fraction": 0.9, "model": "bremsstrahlung",
               "image_pixels": 16, "epochs": 3, "max_epochs": 2, "n_value_bins": 4,
-              "n_clusters": 5}
+              "n_clusters": 5, "fixed_redshift": 0.05}
 
 
 def _set(cfg: dict, path: tuple, value) -> dict:
