@@ -31,9 +31,11 @@ EXPECTED = {
     ("evaluate", "n_value_bins"): {"evaluate"},
     ("sample", "n_clusters"): {"sample"},
     # paper 004 geometry: the Chandra observation only (its own source/photons chain is
-    # fingerprinted per cluster, pipeline.cluster.observation_stages) and the dataset
+    # fingerprinted per cluster, pipeline.cluster.observation_stages), the dataset and the
+    # mass model's training record
     ("instruments", "chandra_acisi", "fixed_redshift"): {"events.chandra_acisi",
-                                                         "images.chandra_acisi", "dataset"},
+                                                         "images.chandra_acisi", "dataset",
+                                                         "train_mass"},
 }
 NEW_VALUES = {"exposure_ks": 4.0, "cool_core_fraction": 0.9, "model": "bremsstrahlung",
               "image_pixels": 16, "epochs": 3, "max_epochs": 2, "n_value_bins": 4,

@@ -81,9 +81,11 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                        "dataset.augmentation", "dataset.n_folds", "dataset.val_folds",
                        "dataset.test_folds"),
     # ``train.mass.folds`` picks which folds are trained, not how one fold is trained
+    # (the training record of the model holds instruments.chandra_acisi.fixed_redshift)
     "train_mass": ("seed", "train.mass.max_epochs", "train.mass.batch_size",
                    "train.mass.learning_rate", "train.mixed_precision", "train.strategy",
-                   "dataset.augmentation", "dataset.n_folds"),
+                   "dataset.augmentation", "dataset.n_folds",
+                   "instruments.chandra_acisi.fixed_redshift"),
     # exposures: a fallback when dataset.h5 lacks them (evaluate.run._exposure)
     "evaluate": ("seed", "evaluate", "instruments.erosita.exposure_ks",
                  "instruments.erosita.psf_hew_arcsec", "instruments.erosita.pixel_arcsec",
