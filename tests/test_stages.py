@@ -135,7 +135,8 @@ def test_cluster_rebuilds_exactly_what_a_key_changes(tmp_path, caplog):
          "instruments.erosita.exposure_ks 2.0 -> 4.0"),
         (("train", "superobs", "epochs"), 5, set(), None),
         (("evaluate", "n_value_bins"), 4, set(), None),
-        (("instruments", "ideal", "image_pixels"), 16, {"image_ideal_x.fits"},
+        # the source stage sizes cutouts from the largest field (sources.refine, issue 17)
+        (("instruments", "ideal", "image_pixels"), 16, files,
          "instruments.ideal.image_pixels 32 -> 16"),
         (("emission", "model"), "bremsstrahlung",
          {"photons.h5", "image_erosita_x.fits", "image_ideal_x.fits"},
