@@ -6,7 +6,9 @@ One real cluster (config/test.yaml, projection x, 32x32 images) at light-cone z 
   ``ZFIXED`` T, and has many more counts than at z = 0.3 (the cluster moved closer);
 * switching the key rebuilds only the Chandra image (and its own source): eROSITA, ideal and
   the light-cone source keep inode, mtime and bytes, and a fresh run at 0.05 makes the same
-  bytes for every image as the switched one.
+  bytes for every image as the switched one;
+* a light-cone neighbour shows in the eROSITA image but leaves the fixed-z Chandra image's
+  bytes alone.
 
 The dataset side (``chandra_redshift``) is in tests/test_dataset.py.
 """
@@ -96,6 +98,24 @@ def test_chandra_at_fixed_redshift_rebuilds_only_chandra(tmp_path, caplog):
     made = _state(fresh / ROW["cluster_id"])
     for name in IMAGES:
         assert made[name][2] == after[name][2], f"{name} differs between the two runs"
+
+    # light-cone neighbours belong to the light-cone observations only: with one, eROSITA
+    # sees it and the fixed-z Chandra image keeps its bytes
+    from astropy.table import Table
+
+    from xclusters.catalogs.neighbours import NEIGHBOUR_COLUMNS
+
+    nb = Table(rows=[(ROW["cluster_id"], 7, 3e14, 900.0, 0.25, ROW["ra"] + 0.03, ROW["dec"],
+                      1.8, -100.0)], names=list(NEIGHBOUR_COLUMNS))
+    nb.write(tmp_path / "neighbours.ecsv", format="ascii.ecsv")
+    with_nb = tmp_path / "c" / "clusters"
+    build_cluster(ROW, _config(tmp_path / "c", 0.05), str(with_nb),
+                  neighbours_file=str(tmp_path / "neighbours.ecsv"))
+    made = _state(with_nb / ROW["cluster_id"])
+    assert made["image_chandra_acisi_x.fits"][2] == after["image_chandra_acisi_x.fits"][2]
+    assert made["image_erosita_x.fits"][2] != after["image_erosita_x.fits"][2]
+    with fits.open(with_nb / ROW["cluster_id"] / "image_erosita_x.fits") as hdul:
+        assert hdul[0].header["HIERARCH XC N_NEIGHBOURS"] == 1
 
     # another fixed redshift: the Chandra image and its source again, nothing else
     again = _config(tmp_path / "a", 0.1)
