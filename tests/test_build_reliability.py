@@ -292,7 +292,9 @@ def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
     cdir = clusters / cid
     leftovers = [cdir / "photons.h5", cdir / "events_erosita_x.fits",
                  cdir / "neighbours" / "nb_h00000007_photons.h5",
-                 cdir / "simput_x" / "cluster_simput.fits"]
+                 cdir / "simput_x" / "cluster_simput.fits",
+                 # the chain of instruments.chandra_acisi.fixed_redshift
+                 cdir / "photons_zfixed.h5", cdir / "simput_zfixed_x" / "cluster_simput.fits"]
     for p in leftovers:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"left")
@@ -324,3 +326,4 @@ def test_finished_cluster_cleans_leftovers_of_a_killed_job(tmp_path):
     keep = dict(cfg, photons=dict(cfg["photons"], keep=True))
     clean_finished_clusters(shard, keep, clusters)
     assert (cdir / "photons.h5").exists() and not (cdir / "events_erosita_x.fits").exists()
+    assert (cdir / "photons_zfixed.h5").exists() and not (cdir / "simput_zfixed_x").exists()

@@ -42,8 +42,10 @@ def _tf():
     return tf
 
 
-def _write_image(path, cube, arcsec, bkg=None):
+def _write_image(path, cube, arcsec, bkg=None, cards=None):
     hdu = fits.PrimaryHDU(cube.astype(np.float32))
+    for key, value in (cards or {}).items():
+        hdu.header[key] = value
     hdu.header["CDELT1"] = -arcsec / 3600.0
     hdu.header["CDELT2"] = arcsec / 3600.0
     hdu.header["CUNIT1"] = hdu.header["CUNIT2"] = "deg"
@@ -53,15 +55,17 @@ def _write_image(path, cube, arcsec, bkg=None):
     hdu.writeto(path)
 
 
-def _config(augmentation="on_the_fly", chandra=True):
+def _config(augmentation="on_the_fly", chandra=True, fixed_redshift=None):
     return {"seed": 7, "projections": AXES,
             "instruments": {"erosita": {"exposure_ks": 2.0}, "ideal": {"exposure_ks": 10.0},
-                            "chandra_acisi": {"enabled": chandra, "exposure_ks": 100.0}},
+                            "chandra_acisi": {"enabled": chandra, "exposure_ks": 100.0,
+                                              "fixed_redshift": fixed_redshift}},
             "dataset": {"augmentation": augmentation, "n_folds": 10}}
 
 
-def make_run(root, n=5, failed=("c004",), chandra=True):
-    """Sample of n clusters, images of all but ``failed``, one manifest."""
+def make_run(root, n=5, failed=("c004",), chandra=True, chandra_z=None):
+    """Sample of n clusters (z = 0.1), images of all but ``failed``, one manifest; Chandra
+    images observed at ``chandra_z`` (header cards as build_cluster writes them) if given."""
     ids = [f"c{i:03d}" for i in range(n)]
     mass = np.array([3e14, 1e14, 8e14, 2e14, 5e14, 6e14, 7e14][:n])
     sample = Table({"cluster_id": ids, "halo_id": np.arange(n) + 10, "m500c": mass,
@@ -83,8 +87,10 @@ def make_run(root, n=5, failed=("c004",), chandra=True):
             _write_image(root / "clusters" / cid / f"image_ideal_{axis}.fits", 2 * ero,
                          ERO_ARCSEC)
             if chandra:
+                cards = None if chandra_z is None else {
+                    "REDSHIFT": chandra_z, "ZLCONE": 0.1, "ZFIXED": True}
                 _write_image(root / "clusters" / cid / f"image_chandra_acisi_{axis}.fits",
-                             rng.poisson(5.0, (1, NCH, NCH)), CH_ARCSEC)
+                             rng.poisson(5.0, (1, NCH, NCH)), CH_ARCSEC, cards=cards)
         status.append(("ok" if i % 2 else "skipped-existing", "", "", ""))
     man = Table(rows=[(cid, *s) for cid, s in zip(ids, status)],
                 names=("cluster_id", "status", "stage", "error", "outputs"),
@@ -163,6 +169,34 @@ def test_build_layout_and_meta(built):
     assert r["r500c_pix_erosita"] == pytest.approx(theta / ERO_ARCSEC)
     assert r["r500c_pix_chandra"] == pytest.approx(theta / CH_ARCSEC)
     assert np.allclose(meta["log_m500c"], np.log10(meta["m500c"]))
+    # Chandra observed at the light-cone redshift (no fixed_redshift)
+    np.testing.assert_array_equal(meta["chandra_redshift"], meta["redshift"])
+    with h5py.File(built, "r") as fh:
+        assert json.loads(fh.attrs["chandra_fixed_redshift"]) is None
+
+
+def test_fixed_chandra_redshift_recorded_and_used(tmp_path):
+    """instruments.chandra_acisi.fixed_redshift (paper 004 sec. 2.1.2): meta chandra_redshift
+    and r500c_pix_chandra follow the Chandra images' redshift, eROSITA the light cone's."""
+    sample, manifests = make_run(tmp_path, chandra_z=0.05)
+    out = build_dataset(sample, manifests, tmp_path / "d.h5",
+                        config=_config(fixed_redshift=0.05))
+    meta = read_meta(out)
+    assert np.all(meta["redshift"] == 0.1) and np.all(meta["chandra_redshift"] == 0.05)
+    with h5py.File(out, "r") as fh:
+        assert json.loads(fh.attrs["chandra_fixed_redshift"]) == 0.05
+    r = meta[0]
+    for z, col, arcsec in ((0.1, "r500c_pix_erosita", ERO_ARCSEC),
+                           (0.05, "r500c_pix_chandra", CH_ARCSEC)):
+        theta = (r["r500c_kpc"] * u.kpc / Planck18.angular_diameter_distance(z)).to(
+            u.arcsec, u.dimensionless_angles()).value
+        assert r[col] == pytest.approx(theta / arcsec), col
+    # images made at the light cone while the config asks for z = 0.05: refused
+    other = tmp_path / "lightcone"
+    other.mkdir()
+    sample, manifests = make_run(other)
+    with pytest.raises(ValueError, match="fixed_redshift"):
+        build_dataset(sample, manifests, other / "d.h5", config=_config(fixed_redshift=0.05))
 
 
 def test_build_stored_augmentation(tmp_path):

@@ -262,6 +262,30 @@ def test_training_record_is_stored_in_the_model_and_old_models_still_load(infer,
     assert "has no training record" in caplog.text
 
 
+def test_mass_record_holds_the_fixed_redshift_and_other_redshifts_are_warned(caplog):
+    """instruments.chandra_acisi.fixed_redshift (paper 004 sec. 2.1.2) is in the mass model's
+    record; an image at another REDSHIFT is predicted with a warning, a matching one without."""
+    from astropy.io import fits
+
+    from xclusters.models.record import training_record
+    from xclusters.predict.checks import check_input
+
+    cfg = _record_config()
+    assert training_record(cfg, "mass")["redshift"] is None  # light cone: varies
+    cfg["instruments"]["chandra_acisi"]["fixed_redshift"] = 0.05
+    rec = training_record(cfg, "mass")
+    assert rec["redshift"] == 0.05 and "redshift" not in training_record(cfg, "superobs")
+    hdr = fits.Header({"INSTRUME": "chandra_acisi", "EXPOSURE": 1e5, "REDSHIFT": 0.3})
+    kw = dict(path="img.fits", wcs=None, model_path="mass.keras")
+    rec["pixel_arcsec"] = None  # no WCS here: check the redshift only
+    with caplog.at_level(logging.WARNING, logger="xclusters"):
+        warned = check_input(rec, header=hdr, **kw)
+    assert len(warned) == 1 and "REDSHIFT = 0.3, but mass.keras was trained on clusters " \
+        "all observed at z = 0.05" in warned[0]
+    hdr["REDSHIFT"] = 0.05
+    assert check_input(rec, header=hdr, **kw) == []
+
+
 def test_the_training_step_writes_the_record(monkeypatch, tmp_path):
     """``train_mass_from_dataset`` adds the record to the model the trainer saved."""
     from xclusters.config import load_config

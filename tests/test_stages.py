@@ -32,10 +32,17 @@ EXPECTED = {
     ("train", "epoch_definition"): {"train_superobs", "train_mass"},
     ("evaluate", "n_value_bins"): {"evaluate"},
     ("sample", "n_clusters"): {"sample"},
+    # paper 004 geometry: the Chandra observation only (its own source/photons chain is
+    # fingerprinted per cluster, pipeline.cluster.observation_stages), the dataset and the
+    # mass model's training record
+    ("instruments", "chandra_acisi", "fixed_redshift"): {"events.chandra_acisi",
+                                                         "images.chandra_acisi", "dataset",
+                                                         "train_mass"},
 }
 NEW_VALUES = {"exposure_ks": 4.0, "cool_core_fraction": 0.9, "model": "bremsstrahlung",
               "image_pixels": 16, "epochs": 3, "max_epochs": 2, "n_value_bins": 4,
-              "n_clusters": 5, "negative_weight": 0.5, "epoch_definition": "paper"}
+              "n_clusters": 5, "negative_weight": 0.5, "epoch_definition": "paper",
+              "fixed_redshift": 0.05}
 
 
 def _set(cfg: dict, path: tuple, value) -> dict:
@@ -131,7 +138,8 @@ def test_cluster_rebuilds_exactly_what_a_key_changes(tmp_path, caplog):
          "instruments.erosita.exposure_ks 2.0 -> 4.0"),
         (("train", "superobs", "epochs"), 5, set(), None),
         (("evaluate", "n_value_bins"), 4, set(), None),
-        (("instruments", "ideal", "image_pixels"), 16, {"image_ideal_x.fits"},
+        # the source stage sizes cutouts from the largest field (sources.refine, issue 17)
+        (("instruments", "ideal", "image_pixels"), 16, files,
          "instruments.ideal.image_pixels 32 -> 16"),
         (("emission", "model"), "bremsstrahlung",
          {"photons.h5", "image_erosita_x.fits", "image_ideal_x.fits"},

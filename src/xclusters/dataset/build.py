@@ -28,13 +28,14 @@ from astropy.table import Table
 from ..io import atomic_path
 from ..parallel.shards import enabled_instruments, image_paths, read_manifest
 from ..provenance import provenance_record
+from ..stages import chandra_fixed_redshift
 from .augment import N_DIHEDRAL, dihedral
 from .folds import assign_folds, split_of_fold
 from .layout import (CHANDRA_IMAGES, META, META_COLUMNS, META_UNITS, SUPEROBS_BKG,
                      SUPEROBS_INPUTS, SUPEROBS_TARGETS)
 
 __all__ = ["build_dataset", "dataset_cosmology", "read_cluster_image", "pixel_scale_arcsec",
-           "AUGMENTATION_MODES"]
+           "chandra_image_redshift", "AUGMENTATION_MODES"]
 
 log = logging.getLogger("xclusters.dataset")
 
@@ -123,6 +124,20 @@ def _r500c_pix(r500c_kpc: float, redshift: float, pixel_arcsec: float, cosmo) ->
     return float(theta.value / pixel_arcsec)
 
 
+def chandra_image_redshift(header: fits.Header, lightcone_z: float,
+                           fixed_z: float | None, path: str | Path) -> float:
+    """The redshift a Chandra image was observed at (its ``REDSHIFT`` card; images without it
+    were made at the light-cone redshift), checked against the run's
+    ``instruments.chandra_acisi.fixed_redshift`` (``fixed_z``; ``None``: the light cone)."""
+    expected = lightcone_z if fixed_z is None else float(fixed_z)
+    z = float(header["REDSHIFT"]) if "REDSHIFT" in header else lightcone_z
+    if not np.isclose(z, expected, rtol=1e-9, atol=0.0):
+        raise ValueError(f"{path}: observed at z = {z:g} but the config asks for z = "
+                         f"{expected:g} (instruments.chandra_acisi.fixed_redshift = {fixed_z}); "
+                         "rerun build_shard to rebuild the Chandra images")
+    return z
+
+
 def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                   out_h5: str | Path, *, config: Mapping[str, Any],
                   clusters_dir: str | Path | None = None) -> Path:
@@ -161,6 +176,7 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
     projections = [str(a) for a in config.get("projections", ["z"])]
     instruments = enabled_instruments(config)
     chandra = "chandra_acisi" in instruments
+    fixed_z = chandra_fixed_redshift(config) if chandra else None
 
     sample = Table.read(sample_path, format="ascii.ecsv")
     missing_cols = [c for c in _SAMPLE_COLUMNS if c not in sample.colnames]
@@ -242,7 +258,10 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                     z = float(row["redshift"])
                     r500 = float(row["r500c"])
                     r_ero = _r500c_pix(r500, z, scales["erosita"], cosmo)
-                    r_ch = _r500c_pix(r500, z, scales["chandra"], cosmo) if chandra else np.nan
+                    # Chandra: the redshift it was observed at (fixed_redshift or light cone)
+                    z_ch = (chandra_image_redshift(chdr, z, fixed_z, paths["chandra_acisi"])
+                            if chandra else np.nan)
+                    r_ch = _r500c_pix(r500, z_ch, scales["chandra"], cosmo) if chandra else np.nan
                     fold = folds[cid]
                     for a in augs:
                         d_in[i] = dihedral(ero, a)
@@ -252,7 +271,7 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
                             d_ch[i] = dihedral(cimg, a)
                         m = float(row["m500c"])
                         meta_rows.append((cid, int(row["halo_id"]), axis, a, m, np.log10(m),
-                                          r500, r_ero, r_ch, z, fold,
+                                          r500, r_ero, r_ch, z, z_ch, fold,
                                           split_of_fold(fold, val_folds, test_folds)))
                         i += 1
             meta = _meta_array(meta_rows)
@@ -266,6 +285,8 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
             fh.attrs["pixel_arcsec_erosita"] = scales["erosita"]
             if chandra:
                 fh.attrs["pixel_arcsec_chandra"] = scales["chandra"]
+                # instruments.chandra_acisi.fixed_redshift (JSON: a number or null)
+                fh.attrs["chandra_fixed_redshift"] = json.dumps(fixed_z)
             fh.attrs["augmentation"] = mode
             fh.attrs["n_folds"] = n_folds
             fh.attrs["val_folds"] = json.dumps(val_folds)
@@ -296,7 +317,7 @@ def _meta_array(meta_rows: list[tuple]) -> np.ndarray:
              ("projection", f"S{width['projection']}"), ("augmentation", "i2"),
              ("m500c", "f8"), ("log_m500c", "f8"), ("r500c_kpc", "f8"),
              ("r500c_pix_erosita", "f8"), ("r500c_pix_chandra", "f8"), ("redshift", "f8"),
-             ("fold", "i2"), ("split", "S5")]
+             ("chandra_redshift", "f8"), ("fold", "i2"), ("split", "S5")]
     arr = np.empty(len(meta_rows), dtype=dtype)
     for k, name in enumerate(META_COLUMNS):
         vals = cols[k]

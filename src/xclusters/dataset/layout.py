@@ -23,8 +23,8 @@ CHANDRA_IMAGES = "chandra/images"
 META = "meta"
 
 META_COLUMNS = ("cluster_id", "halo_id", "projection", "augmentation", "m500c", "log_m500c",
-                "r500c_kpc", "r500c_pix_erosita", "r500c_pix_chandra", "redshift", "fold",
-                "split")
+                "r500c_kpc", "r500c_pix_erosita", "r500c_pix_chandra", "redshift",
+                "chandra_redshift", "fold", "split")
 META_UNITS = {"m500c": "Msun", "log_m500c": "dex(Msun)", "r500c_kpc": "kpc",
               "r500c_pix_erosita": "pixel", "r500c_pix_chandra": "pixel"}
 

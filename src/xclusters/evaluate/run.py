@@ -268,7 +268,10 @@ def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int], config, ev
             for f in fracs:
                 c, cov = annulus_counts(block, r500[start:stop], scale=scales[f][start:stop])
                 counts[f][start:stop], covered[f][start:stop] = c, cov
-    z = np.asarray(meta["redshift"], dtype=float)
+    # the redshift the Chandra images were observed at (instruments.chandra_acisi.
+    # fixed_redshift, paper 004 sec. 2.1.2); datasets without the column: the light cone
+    z = np.asarray(meta["chandra_redshift" if "chandra_redshift" in meta.colnames
+                        else "redshift"], dtype=float)
     log_m = np.asarray(meta["log_m500c"], dtype=float)
     folds = np.asarray(meta["fold"], dtype=int)
     tabs, fits_all = [], []

@@ -88,7 +88,8 @@ def annulus_background(cube: np.ndarray, inner_px: float = ANNULUS_INNER_PX,
 def make_band_images(event_file: str | Path, instrument: str, out_fits: str | Path, *,
                      config: Mapping[str, Any], sky_center_deg: tuple[float, float],
                      provenance: Mapping[str, Any] | None = None,
-                     response_dir: str | Path | None = None) -> Path:
+                     response_dir: str | Path | None = None,
+                     cards: Mapping[str, tuple[Any, str]] | None = None) -> Path:
     """Bin an event list into the instrument's band images and write them as FITS.
 
     Parameters
@@ -108,6 +109,9 @@ def make_band_images(event_file: str | Path, instrument: str, out_fits: str | Pa
         files with SHA-256 and origin are added.
     response_dir : str or Path, optional
         Per-run response directory (default as in :func:`simulate_events`).
+    cards : mapping, optional
+        Further header cards ``{keyword: (value, comment)}`` (e.g. the Chandra images'
+        ``REDSHIFT``, ``ZLCONE``, ``ZFIXED``; :func:`xclusters.pipeline.cluster.build_cluster`).
 
     Returns
     -------
@@ -165,6 +169,8 @@ def make_band_images(event_file: str | Path, instrument: str, out_fits: str | Pa
         if bkg is not None:
             for i, v in enumerate(bkg, start=1):
                 h[f"BKGANN{i}"] = (v, "[count/pix] mean of non-zero annulus pixels")
+    for key, (value, comment) in (cards or {}).items():
+        h[key] = (value, comment)
     h["EVTFILE"] = Path(event_file).name
     h["NEVENTS"] = (int(len(events)), "events in the event list")
     record = dict(provenance or {})

@@ -57,7 +57,9 @@ def training_record(config: Mapping[str, Any], kind: str,
     -------
     dict
         JSON-serialisable: ``kind``, ``instrument``, ``bands``, ``pixel_arcsec``,
-        ``image_pixels``, ``exposure_s``, ``input_scaling`` (and ``target_instrument``).
+        ``image_pixels``, ``exposure_s``, ``input_scaling`` (and ``target_instrument``; for
+        ``mass``, ``redshift``: ``instruments.chandra_acisi.fixed_redshift``, None for
+        light-cone redshifts).
     """
     from ..images.bands import BANDS
 
@@ -79,6 +81,10 @@ def training_record(config: Mapping[str, Any], kind: str,
            "exposure_s": float(icfg["exposure_ks"]) * 1000.0,
            "input_scaling": _input_scaling(Path(model_path) if model_path else None),
            "xclusters_version": __version__}
+    if kind == "mass":  # every training cluster at one redshift, or None (the light cone)
+        from ..stages import chandra_fixed_redshift
+
+        rec["redshift"] = chandra_fixed_redshift(config)
     if target:
         rec["target_instrument"] = target
         rec["target_exposure_s"] = float(config["instruments"][target]["exposure_ks"]) * 1000.0

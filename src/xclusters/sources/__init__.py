@@ -14,7 +14,7 @@ __all__ = ["build_analytic_source", "build_simulation_source", "write_source", "
 
 
 def build_source(row, sources_cfg, seed, snapshot_path=None, instruments_cfg=None,
-                 memory_mb=None):
+                 memory_mb=None, observed_redshift=None):
     """Dispatch on ``sources.kind`` (``analytic`` | ``simulation``).
 
     Parameters
@@ -27,19 +27,25 @@ def build_source(row, sources_cfg, seed, snapshot_path=None, instruments_cfg=Non
         the instrument fields (:mod:`xclusters.sources.refine`); neighbours omit it.
     memory_mb : float, optional
         ``parallel.memory_per_worker_mb``: a simulation cutout that would need more is refused.
+    observed_redshift : float, optional
+        The redshift the source is observed at when it is not the row's (light-cone) one:
+        ``instruments.chandra_acisi.fixed_redshift``. Only the resolution (core refinement,
+        cutout size) follows it; the gas (the row's mass, redshift and draws) is unchanged.
     """
+    z_obs = float(row["redshift"]) if observed_redshift is None else float(observed_redshift)
     kind = sources_cfg["kind"]
     if kind == "analytic":
         pixel = None
         if instruments_cfg:
             from .refine import finest_pixel_kpc
 
-            pixel = finest_pixel_kpc(instruments_cfg, float(row["redshift"]), sources_cfg)
+            pixel = finest_pixel_kpc(instruments_cfg, z_obs, sources_cfg)
         return build_analytic_source(row, sources_cfg, seed, finest_pixel_kpc=pixel)
     if kind == "simulation":
         if not snapshot_path:
             raise SimulationSourceError("sources.kind = simulation needs catalog.snapshot "
                                         "(a yt-loadable snapshot)")
         return build_simulation_source(row, sources_cfg, snapshot_path, seed,
-                                       instruments_cfg=instruments_cfg, memory_mb=memory_mb)
+                                       instruments_cfg=instruments_cfg, memory_mb=memory_mb,
+                                       observed_redshift=observed_redshift)
     raise ValueError(f"sources.kind = {kind!r}; use analytic or simulation")

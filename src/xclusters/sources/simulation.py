@@ -212,7 +212,8 @@ def _deposit_sph(d_kpc: np.ndarray, h_kpc: np.ndarray, mass_msun: np.ndarray,
 def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any],
                             snapshot_path: str | Path, seed: int,
                             instruments_cfg: Mapping[str, Any] | None = None,
-                            memory_mb: float | None = None) -> dict[str, Any]:
+                            memory_mb: float | None = None,
+                            observed_redshift: float | None = None) -> dict[str, Any]:
     """Cut the hot gas around one halo out of a snapshot (particles, or on a uniform grid).
 
     Parameters
@@ -234,6 +235,9 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
         The ``instruments`` section: caps the cutout at the largest field.
     memory_mb : float, optional
         ``parallel.memory_per_worker_mb``: a larger native cutout is refused, naming the halo.
+    observed_redshift : float, optional
+        Redshift the cutout is observed at (``instruments.chandra_acisi.fixed_redshift``):
+        sizes the cutout and the mesh refinement; default the row's redshift.
 
     Returns
     -------
@@ -287,7 +291,8 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
         centre_v, shift_kpc, _ = refine_centre(ds, centre_v, r500, label)
     from .refine import cutout_side_kpc
 
-    side_kpc = cutout_side_kpc(r500, z, sources_cfg, instruments_cfg)
+    z_obs = z if observed_redshift is None else float(observed_redshift)
+    side_kpc = cutout_side_kpc(r500, z_obs, sources_cfg, instruments_cfg)
     half = 0.5 * side_kpc
     common = {"redshift": z, "m500c_msun": float(row["m500c"]), "r500c_kpc": r500,
               "cluster_id": cid, "halo_id": halo_id, "source_kind": "simulation",
@@ -299,7 +304,7 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
         from .mesh import mesh_cutout
         from .refine import finest_pixel_kpc
 
-        pixel = finest_pixel_kpc(instruments_cfg, z, sources_cfg) if instruments_cfg else None
+        pixel = finest_pixel_kpc(instruments_cfg, z_obs, sources_cfg) if instruments_cfg else None
         out = mesh_cutout(ds, centre_v, side_kpc, r500, sources_cfg, label, pixel_kpc=pixel,
                           memory_mb=memory_mb)
         out["attrs"] = dict(common, deposit_method="native_mesh", **out["attrs"])
