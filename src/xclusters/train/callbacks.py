@@ -169,8 +169,10 @@ def convergence_stats(log_m_true, log_m_pred, slope_fit: str = "pred_on_true") -
     if not np.all(np.isfinite(p)):
         return {"max_abs_delta": float("inf"), "median_delta": float("nan"),
                 "slope": float("nan")}
+    from ..evaluate.stats import regression_slope
+
     x, y = (t, p) if slope_fit == "pred_on_true" else (p, t)
-    slope = float(np.polyfit(x, y, 1)[0]) if x.size > 1 and np.ptp(x) > 0 else float("nan")
+    slope = regression_slope(x, y)
     d = p - t
     return {"max_abs_delta": float(np.max(np.abs(d))), "median_delta": float(np.median(d)),
             "slope": slope}
