@@ -77,7 +77,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                        "dataset.test_folds"),
     # ``train.mass.folds`` picks which folds are trained, not how one fold is trained
     "train_mass": ("seed", "train.mass.max_epochs", "train.mass.batch_size",
-                   "train.mass.learning_rate", "train.mixed_precision", "train.strategy",
+                   "train.mass.learning_rate", "train.mass.input_scaling",
+                   "train.mass.redshift_input", "train.mixed_precision", "train.strategy",
                    "dataset.augmentation", "dataset.n_folds"),
     # exposures: a fallback when dataset.h5 lacks them (evaluate.run._exposure)
     "evaluate": ("seed", "evaluate", "instruments.erosita.exposure_ks",

@@ -4,6 +4,7 @@ See :mod:`xclusters.evaluate` for the list of output files.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from astropy.table import Table, vstack
 
-from ..dataset.layout import read_meta
+from ..dataset.layout import chandra_observation_redshift, read_meta
 from ..provenance import provenance_record
 from ..seeds import rng_for
 from .mass import (MASS_RANGE_MID, annulus_counts, count_luminosity,
@@ -291,7 +292,7 @@ def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int], config, ev
             for f in fracs:
                 c, cov = annulus_counts(block, r500[start:stop], scale=scales[f][start:stop])
                 counts[f][start:stop], covered[f][start:stop] = c, cov
-    z = np.asarray(meta["redshift"], dtype=float)
+    z = chandra_observation_redshift(meta)  # where the Chandra images were observed
     log_m = np.asarray(meta["log_m500c"], dtype=float)
     folds = np.asarray(meta["fold"], dtype=int)
     tabs, fits_all = [], []
@@ -346,6 +347,11 @@ def _model_map(model_paths) -> dict[int | None, Path]:
     return out
 
 
+def _call_with_redshift(model, z, x, training=False):
+    """``model([x, z])``: a redshift-input mass CNN as a function of the image only."""
+    return model([x, z], training=training)
+
+
 def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: Path,
                       ev) -> list[Path]:
     import os
@@ -375,11 +381,16 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
     n_iter = int(ev["gradient_iterations"])
     states = [np.zeros_like(images) for _ in range(n_iter + 1)]
     loaded: dict = {}
+    redshift = chandra_observation_redshift(meta)[rows].astype(np.float32)
     for i, fold in enumerate(np.asarray(cand["fold"], dtype=int)):
         key = fold if fold in models else None
         if key not in loaded:
             loaded[key] = load_trained_model(models[key], "mass")
-        st, _ = deepdream_iterations(loaded[key], images[i:i + 1], n_iter=n_iter,
+        net = loaded[key]
+        if len(net.inputs) == 2:  # redshift input: gradients w.r.t. the image at fixed z
+            z_i = np.array([[redshift[i]]], dtype=np.float32)
+            net = functools.partial(_call_with_redshift, loaded[key], z_i)
+        st, _ = deepdream_iterations(net, images[i:i + 1], n_iter=n_iter,
                                      step_counts=float(ev["gradient_step_counts"]))
         for j in range(n_iter + 1):
             states[j][i] = st[j][0]

@@ -14,12 +14,20 @@ prediction cannot apply a different scaling. ``input_scaling="none"`` gives the 
 network. The target stays log10(M500c / Msun) as in the paper; the output bias is
 initialised to ``output_bias`` (the training-set mean in :func:`xclusters.train.mass`),
 which shortens the walk of the last bias from 0 to ~14.
+
+Redshift input (beyond paper 004, ``redshift_input=True``): for light-cone samples, where the
+flux and angular size of a cluster of given mass change with redshift, the observation's
+redshift enters as a second input ``(1,)`` concatenated to the 64 globally pooled
+convolutional features, before the first dropout and Dense 200 (as in Krippendorf et al.
+2024, who append the redshift after the flattened convolutional features); Dense 200 then
+has 200 more weights (58,637 trainable parameters).
 """
 from __future__ import annotations
 
 import keras
 
-__all__ = ["build_mass_model", "Log1pCounts", "INPUT_SCALINGS", "DROPOUT", "custom_objects"]
+__all__ = ["build_mass_model", "needs_redshift", "Log1pCounts", "INPUT_SCALINGS", "DROPOUT",
+           "custom_objects"]
 
 #: Dropout fraction after global pooling and after Dense 200 (paper 004 section 2.2).
 DROPOUT = 0.1
@@ -39,7 +47,7 @@ class Log1pCounts(keras.layers.Layer):
 
 
 def build_mass_model(image_pixels: int = 128, *, input_scaling: str = "log1p",
-                     output_bias: float = 0.0):
+                     output_bias: float = 0.0, redshift_input: bool = False):
     """Build the paper-004 mass CNN.
 
     Parameters
@@ -50,12 +58,17 @@ def build_mass_model(image_pixels: int = 128, *, input_scaling: str = "log1p",
         Parameter-free scaling of the counts inside the model (see module docstring).
     output_bias : float
         Initial bias of the output neuron, log10(M500c / Msun).
+    redshift_input : bool
+        Add a second input, the observation's redshift ``(1,)``, concatenated to the pooled
+        convolutional features (module docstring).
 
     Returns
     -------
     keras.Model
-        Input ``(image_pixels, image_pixels, 1)`` counts per pixel (0.5-7 keV, 100 ks ACIS-I);
-        output ``(1,)`` log10(M500c / Msun), float32.
+        Input ``(image_pixels, image_pixels, 1)`` counts per pixel (0.5-7 keV, 100 ks ACIS-I)
+        named ``counts`` (and, with ``redshift_input``, ``redshift`` of shape ``(1,)``: the
+        model is called with ``[images, redshifts]``); output ``(1,)`` log10(M500c / Msun),
+        float32.
     """
     from keras import layers
 
@@ -70,6 +83,11 @@ def build_mass_model(image_pixels: int = 128, *, input_scaling: str = "log1p",
         x = layers.Conv2D(n, 3, activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
+    inputs = [inp]
+    if redshift_input:
+        z = keras.Input(shape=(1,), name="redshift")
+        inputs.append(z)
+        x = layers.Concatenate(name="features_redshift")([x, z])
     x = layers.Dropout(DROPOUT, name="dropout1")(x)
     x = layers.Dense(200, activation="relu", name="dense200")(x)
     x = layers.Dropout(DROPOUT, name="dropout2")(x)
@@ -77,7 +95,12 @@ def build_mass_model(image_pixels: int = 128, *, input_scaling: str = "log1p",
     x = layers.Dense(20, activation="relu", name="dense20")(x)
     out = layers.Dense(1, name="log_m500c", dtype="float32",
                        bias_initializer=keras.initializers.Constant(float(output_bias)))(x)
-    return keras.Model(inp, out, name="mass_cnn")
+    return keras.Model(inputs if redshift_input else inp, out, name="mass_cnn")
+
+
+def needs_redshift(model) -> bool:
+    """True for a mass CNN built with ``redshift_input`` (two inputs: counts, redshift)."""
+    return len(model.inputs) == 2
 
 
 def custom_objects() -> dict:

@@ -40,6 +40,15 @@ def _input_scaling(model_path: Path | None) -> str:
     return "log1p" if "Log1pCounts" in cfg else "none"
 
 
+def _redshift_input(model_path: Path | None, config: Mapping[str, Any]) -> bool:
+    """True when the saved mass network has the redshift input (its ``features_redshift``
+    layer); without a model file, ``train.mass.redshift_input`` of the config."""
+    if model_path is not None and zipfile.is_zipfile(model_path):
+        with zipfile.ZipFile(model_path) as z:
+            return "features_redshift" in z.read("config.json").decode("utf-8", "replace")
+    return bool(((config.get("train") or {}).get("mass") or {}).get("redshift_input", False))
+
+
 def training_record(config: Mapping[str, Any], kind: str,
                     model_path: str | Path | None = None) -> dict:
     """The record of a model of ``kind`` trained with the validated run ``config``.
@@ -57,7 +66,8 @@ def training_record(config: Mapping[str, Any], kind: str,
     -------
     dict
         JSON-serialisable: ``kind``, ``instrument``, ``bands``, ``pixel_arcsec``,
-        ``image_pixels``, ``exposure_s``, ``input_scaling`` (and ``target_instrument``).
+        ``image_pixels``, ``exposure_s``, ``input_scaling`` (and ``target_instrument``;
+        for the mass CNN ``redshift_input``: whether it needs the observation's redshift).
     """
     from ..images.bands import BANDS
 
@@ -79,6 +89,9 @@ def training_record(config: Mapping[str, Any], kind: str,
            "exposure_s": float(icfg["exposure_ks"]) * 1000.0,
            "input_scaling": _input_scaling(Path(model_path) if model_path else None),
            "xclusters_version": __version__}
+    if kind == "mass":  # a second input: inference must supply the observation's redshift
+        rec["redshift_input"] = _redshift_input(Path(model_path) if model_path else None,
+                                                config)
     if target:
         rec["target_instrument"] = target
         rec["target_exposure_s"] = float(config["instruments"][target]["exposure_ks"]) * 1000.0
