@@ -37,7 +37,13 @@ def _input_scaling(model_path: Path | None) -> str:
         return "unknown"
     with zipfile.ZipFile(model_path) as z:
         cfg = z.read("config.json").decode("utf-8", "replace")
-    return "log1p" if "Log1pCounts" in cfg else "none"
+    if "Log1pCounts" not in cfg:
+        return "none"
+    layer = next(lyr for lyr in json.loads(cfg)["config"]["layers"]
+                 if lyr.get("class_name") == "Log1pCounts")
+    lcfg = layer.get("config", {})
+    plain = float(lcfg.get("offset", 0.0)) == 0.0 and float(lcfg.get("scale", 1.0)) == 1.0
+    return "log1p" if plain else "log1p_standardized"
 
 
 def _redshift_input(model_path: Path | None, config: Mapping[str, Any]) -> bool:

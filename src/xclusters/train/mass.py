@@ -84,6 +84,15 @@ def _targets_mean(ds, max_batches: int = 64) -> float:
     return float(np.mean(np.concatenate(ys)))
 
 
+def _pixel_stats(ds, max_batches: int = 64) -> tuple[float, float]:
+    """log1p pixel mean and std of (up to ``max_batches``) training batches."""
+    from xclusters.models.mass import log1p_pixel_stats
+
+    xs = [np.asarray(x[0] if isinstance(x, (tuple, list)) else x)
+          for _, (x, _) in zip(range(max_batches), ds)]
+    return log1p_pixel_stats(np.concatenate(xs))
+
+
 def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping[str, Any],
                     seed: int, workdir: str | Path,
                     val_arrays: tuple[Any, np.ndarray] | None = None,
@@ -165,9 +174,10 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     val_inputs, val_log_m = val_arrays
     val_log_m = np.asarray(val_log_m)
     bias0 = _targets_mean(train_ds)
+    stats = _pixel_stats(train_ds) if input_scaling == "log1p_standardized" else (0.0, 1.0)
     with scope(strategy):
         model = build_mass_model(int(shape[1]), input_scaling=input_scaling, output_bias=bias0,
-                                 redshift_input=redshift_input)
+                                 redshift_input=redshift_input, log1p_mean_std=stats)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse",
                       metrics=["mae"])
 
@@ -208,6 +218,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         "kept_epoch": len(history), "best_val_loss": best, "best_epoch": best_epoch,
         "final_val_loss": history[-1].get("val_loss") if history else None,
         "validation": conv.last, "output_bias_init": bias0, "input_scaling": input_scaling,
+        "log1p_mean_std": list(stats),
         "redshift_input": redshift_input, "slope_fit": slope_fit,
         "seed": int(seed), "resumed": resuming, "time_s": time.perf_counter() - t_start,
         **throughput.summary(),
