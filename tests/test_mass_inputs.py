@@ -1,8 +1,9 @@
-"""Mass CNN with the redshift as a second input (issue 16 item 7, Krippendorf et al. 2024).
+"""Inputs of the mass CNN (issue 16): the redshift as a second input (item 7, Krippendorf
+et al. 2024) and the standardised log1p input scaling.
 
 Model with two inputs, the ((image, z), log_m) pipeline, one epoch of training from a tiny
-dataset.h5, dataset-level and single-image prediction, and the model record demanding a
-redshift at inference.
+dataset.h5, dataset-level and single-image prediction, the model record demanding a
+redshift at inference; the log1p_standardized constants saved with the model.
 """
 from __future__ import annotations
 
@@ -162,3 +163,29 @@ def test_predict_mass_needs_the_redshift(trained, tmp_path):
     assert a == pytest.approx(b) and a != pytest.approx(c, abs=1e-7)
     assert main(["predict-mass", "--model", str(model), "--image", str(bare),
                  "--redshift", "0.2"]) == 0
+
+
+def test_log1p_standardized_scaling_is_saved_with_the_model(tmp_path):
+    from pathlib import Path
+
+    from xclusters.models.mass import log1p_pixel_stats
+    from xclusters.models.record import _input_scaling
+    from xclusters.predict.loading import load_trained_model
+
+    x = np.random.default_rng(3).poisson(20.0, (4, N, N, 1)).astype(np.float32)
+    mean, std = log1p_pixel_stats(x)
+    v = np.log1p(x)
+    assert mean == pytest.approx(v.mean()) and std == pytest.approx(v.std())
+    model = build_mass_model(N, input_scaling="log1p_standardized", log1p_mean_std=(mean, std))
+    scaled = model.get_layer("log1p_counts")(x)
+    np.testing.assert_allclose(np.mean(scaled), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.std(scaled), 1.0, rtol=1e-4)
+    model.save(tmp_path / "m.keras")
+    again = load_trained_model(tmp_path / "m.keras", "mass")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-6)
+    assert _input_scaling(Path(tmp_path / "m.keras")) == "log1p_standardized"
+    build_mass_model(N).save(tmp_path / "plain.keras")
+    assert _input_scaling(Path(tmp_path / "plain.keras")) == "log1p"
+    with pytest.raises(ValueError, match="input_scaling"):
+        build_mass_model(N, input_scaling="sqrt")
