@@ -28,12 +28,14 @@ EXPECTED = {
     ("instruments", "erosita", "image_pixels"): {"events.erosita", "images.erosita"},
     ("train", "superobs", "epochs"): {"train_superobs"},
     ("train", "mass", "max_epochs"): {"train_mass"},
+    ("train", "mass", "input_scaling"): {"train_mass"},
+    ("train", "mass", "redshift_input"): {"train_mass"},
     ("evaluate", "n_value_bins"): {"evaluate"},
     ("sample", "n_clusters"): {"sample"},
 }
 NEW_VALUES = {"exposure_ks": 4.0, "cool_core_fraction": 0.9, "model": "bremsstrahlung",
               "image_pixels": 16, "epochs": 3, "max_epochs": 2, "n_value_bins": 4,
-              "n_clusters": 5}
+              "n_clusters": 5, "input_scaling": "none", "redshift_input": True}
 
 
 def _set(cfg: dict, path: tuple, value) -> dict:
