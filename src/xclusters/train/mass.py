@@ -120,7 +120,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         the redshift input); collected from ``val_ds`` when omitted.
     input_scaling : str, optional
         Parameter-free input scaling inside the model (:mod:`xclusters.models.mass`);
-        default ``train.mass.input_scaling`` (``log1p``).
+        default ``train.mass.input_scaling`` (``log1p_standardized``).
     slope_fit : {"pred_on_true", "true_on_pred"}
         Regression giving the slope of the stopping rule
         (:func:`xclusters.train.callbacks.convergence_stats`).
@@ -148,7 +148,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     batch_size = int(mcfg.get("batch_size", 32))
     lr = float(mcfg.get("learning_rate", 5e-4))
     if input_scaling is None:
-        input_scaling = str(mcfg.get("input_scaling", "log1p"))
+        input_scaling = str(mcfg.get("input_scaling", "log1p_standardized"))
     redshift_input = bool(mcfg.get("redshift_input", False))
     paths = output_paths(out_model_path)
     if paths["model"].suffix != ".keras":
