@@ -309,6 +309,24 @@ def test_run_superobs_evaluation(tmp_path):
     np.testing.assert_allclose(per["dflux_soft_prediction"], -0.1 * per["flux_soft_truth"],
                                rtol=1e-5)
     assert "eROSITA-NR" in (tmp_path / "ev" / "superobs_table3.md").read_text()
+    # summary.json: Table 3 in a stable layout, same numbers as the ECSV
+    import json
+
+    summ = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summ["schema_version"] == 1 and summ["kind"] == "superobs"
+    assert summ["split"] == "test"
+    assert set(summ["superobs"]) == {"prediction", "erosita", "erosita_nr"}
+    t3 = Table.read(tmp_path / "ev" / "superobs_table3.ecsv")
+    row = t3[(t3["kind"] == "eROSITA") & (t3["band"] == "medium")][0]
+    ent = summ["superobs"]["erosita"]["medium"]
+    assert set(ent) == {"dC", "dA", "dS", "dflux", "background"}
+    assert ent["dA"]["median"] == pytest.approx(row["A_median"])
+    assert ent["background"]["p84"] == pytest.approx(row["background_p84"])
+    assert ent["dflux"]["n"] == 3
+    flux = summ["superobs"]["prediction"]["soft"]["dflux"]["median"]
+    truth_flux = summ["truth"]["soft"]["flux"]["median"]
+    assert flux == pytest.approx(-0.1 * truth_flux, rel=1e-4)  # 0.9 truth, medians match
+    assert summ["superobs"]["prediction"]["hard"]["dC"]["median"] == pytest.approx(0, abs=1e-6)
 
 
 def test_run_mass_evaluation_with_gradients(tmp_path):
@@ -341,6 +359,26 @@ def test_run_mass_evaluation_with_gradients(tmp_path):
     summ = Table.read(tmp_path / "ev" / "mass_summary.ecsv")
     assert summ["selection"][0] == "all folds" and summ["n"][0] == len(log_m)
     assert summ["best_fold"].sum() == 1
+    # slope of log M_pred on log M_true: the predictions are truth + noise, so close to 1
+    true, predm = np.asarray(pred["log_m500c_true"]), np.asarray(pred["log_m500c_pred"])
+    assert summ["slope"][0] == pytest.approx(np.polyfit(true, predm, 1)[0])
+    assert abs(summ["slope"][0] - 1.0) < 0.15
+    import json
+
+    js = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert js["schema_version"] == 1 and js["kind"] == "mass"
+    cnn = js["mass"]["cnn"]
+    assert cnn["n"] == len(log_m)
+    assert cnn["sigma_dex"] == pytest.approx(summ["sigma_dex"][0])
+    assert cnn["mu_dex"] == pytest.approx(summ["mu_dex"][0])
+    assert cnn["slope"] == pytest.approx(summ["slope"][0])
+    assert set(js["mass"]["cnn_folds"]) == {"0", "1"}
+    lx_js = js["mass"]["lx_baseline"]
+    assert lx_js["aperture_error_frac"] == 0.0 and lx_js["n"] == len(log_m)
+    assert set(js["mass"]["lx_baseline_aperture_error"]) == {"0", "0.05"}
+    table = (tmp_path / "ev" / "mass_table.md").read_text()
+    assert "slope" in table and "lx_baseline (aperture error 5%)" in table
+    assert "fold 0" not in table
     lx = Table.read(tmp_path / "ev" / "lx_baseline.ecsv")
     exact = lx[lx["aperture_error_frac"] == 0.0]
     # synthetic L ~ M^1.3 with Poisson noise: the baseline recovers masses to < 0.1 dex
@@ -369,6 +407,14 @@ def test_run_evaluations_degenerate(tmp_path, caplog):
     summ = Table.read(tmp_path / "ev" / "mass_summary.ecsv")
     assert summ["n"][0] == 2
     assert "NaN" in caplog.text
+    import json
+
+    # NaN statistics are written as JSON null (strict JSON, no NaN tokens)
+    text = (tmp_path / "ev" / "summary.json").read_text()
+    assert "NaN" not in text
+    js = json.loads(text)
+    assert js["kind"] == "mass"  # the mass evaluation wrote last into the shared directory
+    assert js["mass"]["cnn_mid_mass"]["n"] == 1 and js["mass"]["cnn_mid_mass"]["sigma_dex"] is None
 
 
 def test_fixed_numpy_matches_model_tf_loss():

@@ -30,6 +30,8 @@ EXPECTED = {
     ("train", "mass", "max_epochs"): {"train_mass"},
     ("train", "superobs", "negative_weight"): {"train_superobs"},
     ("train", "epoch_definition"): {"train_superobs", "train_mass"},
+    ("train", "mass", "input_scaling"): {"train_mass"},
+    ("train", "mass", "redshift_input"): {"train_mass"},
     ("evaluate", "n_value_bins"): {"evaluate"},
     ("sample", "n_clusters"): {"sample"},
     # paper 004 geometry: the Chandra observation only (its own source/photons chain is
@@ -42,7 +44,7 @@ EXPECTED = {
 NEW_VALUES = {"exposure_ks": 4.0, "cool_core_fraction": 0.9, "model": "bremsstrahlung",
               "image_pixels": 16, "epochs": 3, "max_epochs": 2, "n_value_bins": 4,
               "n_clusters": 5, "negative_weight": 0.5, "epoch_definition": "paper",
-              "fixed_redshift": 0.05}
+              "fixed_redshift": 0.05, "input_scaling": "none", "redshift_input": True}
 
 
 def _set(cfg: dict, path: tuple, value) -> dict:

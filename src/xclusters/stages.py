@@ -83,7 +83,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     # ``train.mass.folds`` picks which folds are trained, not how one fold is trained
     # (the training record of the model holds instruments.chandra_acisi.fixed_redshift)
     "train_mass": ("seed", "train.mass.max_epochs", "train.mass.batch_size",
-                   "train.mass.learning_rate", "train.epoch_definition",
+                   "train.mass.learning_rate", "train.mass.input_scaling",
+                   "train.mass.redshift_input", "train.epoch_definition",
                    "train.mixed_precision", "train.strategy",
                    "dataset.augmentation", "dataset.n_folds",
                    "instruments.chandra_acisi.fixed_redshift"),

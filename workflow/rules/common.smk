@@ -69,6 +69,7 @@ SUPEROBS_EVAL = [
     ("superobs_classification.md", "superobs_classification.rst", "Tables"),
     ("superobs_table3.ecsv", None, None),
     ("superobs_per_image.ecsv", None, None),
+    ("summary.json", None, None),
     ("fig_superobs_grid.png", "superobs_grid.rst", "Images"),
     ("fig_concentration.png", "superobs_concentration.rst", "Morphology"),
     ("fig_asymmetry.png", "superobs_asymmetry.rst", "Morphology"),
@@ -79,6 +80,8 @@ SUPEROBS_EVAL = [
 ]
 MASS_EVAL = [
     ("mass_summary.md", "mass_summary.rst", "Tables"),
+    ("mass_table.md", "mass_table.rst", "Tables"),
+    ("summary.json", None, None),
     ("lx_baseline.ecsv", "lx_baseline.rst", "Tables"),
     ("fig_mass_true_pred.png", "mass_true_pred.rst", "Figures"),
     ("fig_mass_delta.png", "mass_delta.rst", "Figures"),

@@ -57,6 +57,7 @@ rule evaluate_superobs_trainval:
             subcategory="Tables",
         ),
         f"{RUN}/evaluation/superobs_trainval/superobs_table3.ecsv",
+        f"{RUN}/evaluation/superobs_trainval/summary.json",
     log:
         f"{RUN}/logs/evaluate_superobs_trainval.log",
     params:

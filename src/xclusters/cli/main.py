@@ -186,7 +186,8 @@ def cmd_predict(a) -> int:
 def cmd_predict_mass(a) -> int:
     from ..predict.mass import predict_mass
 
-    logm = predict_mass(a.model, a.image, allow_mismatch=a.allow_mismatch)
+    logm = predict_mass(a.model, a.image, allow_mismatch=a.allow_mismatch,
+                        redshift=a.redshift)
     print(f"log10(M500c/Msun) = {logm:.3f}")
     return 0
 
@@ -458,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("predict-mass", cmd_predict_mass, "estimate log M500c from a Chandra image")
     sp.add_argument("--model", required=True)
     sp.add_argument("--image", required=True, help="Chandra 0.5-7 keV FITS image, 128x128")
+    sp.add_argument("--redshift", type=float, default=None,
+                    help="the observation's redshift, for a model trained with "
+                         "train.mass.redshift_input (default: the image's REDSHIFT header)")
     sp.add_argument("--allow-mismatch", action="store_true", help=ALLOW_MISMATCH_HELP)
     return p
 

@@ -14,7 +14,7 @@ from astropy.table import Table
 
 __all__ = ["SUPEROBS_INPUTS", "SUPEROBS_BKG", "SUPEROBS_TARGETS", "CHANDRA_IMAGES", "META",
            "META_COLUMNS", "META_UNITS", "DatasetError", "check_complete", "check_dataset",
-           "read_meta"]
+           "read_meta", "chandra_observation_redshift"]
 
 SUPEROBS_INPUTS = "superobs/inputs"
 SUPEROBS_BKG = "superobs/inputs_full_annulus_bkg"
@@ -94,6 +94,22 @@ def check_dataset(path: str | Path, what: Iterable[str] = ()) -> None:
                     "is true)" if f"/{CHANDRA_IMAGES}" in missing else "")
             raise DatasetError(f"{path} lacks {missing}{hint}; rebuild it with the `dataset` "
                                "rule of this version of xclusters")
+
+
+def chandra_observation_redshift(meta) -> np.ndarray:
+    """Redshift at which each row's Chandra image was observed, ``(N,)`` float64.
+
+    ``meta["chandra_redshift"]`` when the dataset has it (Chandra observations placed at one
+    redshift, paper 004 sec. 2.1.2), else the cluster's light-cone ``meta["redshift"]``. The
+    mass CNN's redshift input (``train.mass.redshift_input``) and the L_X baseline's
+    luminosity distance use it.
+    """
+    names = meta.colnames if hasattr(meta, "colnames") else meta.dtype.names
+    name = "chandra_redshift" if "chandra_redshift" in names else "redshift"
+    if name not in names:
+        raise DatasetError("/meta has neither 'chandra_redshift' nor 'redshift'; rebuild "
+                           "dataset.h5 with the `dataset` rule")
+    return np.asarray(meta[name], dtype=np.float64)
 
 
 def read_meta(path: str | Path, check: bool = True, units: bool = True) -> Table:

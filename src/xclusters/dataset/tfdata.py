@@ -36,7 +36,7 @@ from ..seeds import rng_for
 from .augment import N_DIHEDRAL, dihedral
 from .folds import SPLITS
 from .layout import (CHANDRA_IMAGES, SUPEROBS_BKG, SUPEROBS_INPUTS, SUPEROBS_TARGETS,
-                     DatasetError, check_dataset, read_meta)
+                     DatasetError, check_dataset, chandra_observation_redshift, read_meta)
 
 __all__ = ["superobs_dataset", "mass_dataset", "load_split_arrays", "select_rows",
            "epoch_plan", "EPOCH_DEFINITIONS"]
@@ -284,8 +284,13 @@ def superobs_dataset(path: str | Path, split: str, batch_size: int, augment: boo
 
 def mass_dataset(path: str | Path, folds: int | Sequence[int], batch_size: int,
                  augment: bool = True, seed: int = 0, *, shuffle: bool = True,
-                 drop_remainder: bool = False, epoch_definition: str = "paper"):
+                 drop_remainder: bool = False, epoch_definition: str = "paper",
+                 redshift: bool = False):
     """Batches of (Chandra image (batch, H, W, 1), log10(M500c/Msun) (batch, 1)) float32.
+
+    With ``redshift=True`` the inputs are ``(image, z)`` with ``z`` (batch, 1) the Chandra
+    observation's redshift (:func:`~xclusters.dataset.layout.chandra_observation_redshift`):
+    batches ``((image, z), log_m)`` for the mass CNN's redshift input.
 
     Parameters
     ----------
@@ -295,6 +300,8 @@ def mass_dataset(path: str | Path, folds: int | Sequence[int], batch_size: int,
         Folds to include, e.g. ``fold_roles(k)["train"]``.
     batch_size, augment, seed, shuffle, drop_remainder, epoch_definition
         As in :func:`superobs_dataset`.
+    redshift : bool
+        Yield the redshift as a second input (``train.mass.redshift_input``).
 
     Returns
     -------
@@ -305,15 +312,24 @@ def mass_dataset(path: str | Path, folds: int | Sequence[int], batch_size: int,
     mode = _mode(path)
     rows = select_rows(meta, folds=folds, all_stored_augmentations=augment and mode == "stored")
     labels = np.asarray(meta["log_m500c"], dtype=np.float32)[rows]
+    if redshift:  # the redshift rides along as a second label column, split off below
+        z = chandra_observation_redshift(meta).astype(np.float32)[rows]
+        labels = np.stack([labels, z], axis=1)
     shape = _shape(path, CHANDRA_IMAGES)
     tag = "mass-" + "-".join(str(f) for f in _as_folds(folds))
     stream = _RowStream(path, CHANDRA_IMAGES, None, rows, labels,
                         augment and mode == "on_the_fly", seed, shuffle, tag,
                         _batch(batch_size), drop_remainder, epoch_definition)
     log.info("mass folds %s: %d rows, %d examples per epoch (augmentation %s, augment=%s, "
-             "%s epochs)", _as_folds(folds), len(rows), stream.n_examples, mode, augment,
-             epoch_definition)
-    return _make(stream, shape, (1,), mode, augment)
+             "%s epochs, redshift input %s)", _as_folds(folds), len(rows), stream.n_examples,
+             mode, augment, epoch_definition, redshift)
+    if not redshift:
+        return _make(stream, shape, (1,), mode, augment)
+    # _RowStream yields labels[sel][:, None]: (batch, 1, 2) = (log_m, z)
+    ds = _make(stream, shape, (1, 2), mode, augment)
+    out = ds.map(lambda x, y: ((x, y[:, 0, 1:2]), y[:, 0, 0:1]))
+    out.epoch_plan = ds.epoch_plan
+    return out
 
 
 def load_split_arrays(path: str | Path, split: str | None = None, *,

@@ -7,6 +7,7 @@ Modules (one job each):
 * :mod:`.mass` – mass residuals, Gaussian fit, core-excised L_X baseline (paper 004 §3)
 * :mod:`.gradients` – DeepDream-style input gradients and Delta N / N profiles (paper 004 §4)
 * :mod:`.stats`, :mod:`.tables` – percentile summaries, ECSV/Markdown writers
+* :mod:`.summary` – ``summary.json`` of each evaluation directory
 * :mod:`.plots_superobs`, :mod:`.plots_mass` – figures
 * :mod:`.learning_curves` – training and validation loss per epoch from the training's
   ``<model>.history.csv`` (``xclusters learning-curves``; ``fig_learning_curves.png`` in the
@@ -31,14 +32,19 @@ Entry points
 ``fig_flux.png``                Fig. 7 (total flux, counts/s)
 ``fig_background.png``          Fig. 8 (background counts vs eROSITA background)
 ``fig_mass_dependence.png``     Fig. 9
+``summary.json``                headline numbers in a stable layout (:mod:`.summary`)
 =============================== ==========================================================
 
 ``run_mass_evaluation(dataset_h5, predictions_ecsv, out_dir, *, config, model_paths=None)``
 writes:
 
 =================================== ======================================================
-``mass_summary.ecsv`` / .md         Gaussian sigma, mu of delta (all folds, 14 < log M <
-                                    14.5, each fold, best fold flagged) and L_X baselines
+``mass_summary.ecsv`` / .md         Gaussian sigma, mu of delta and the slope of log M_pred
+                                    on log M_true (all folds, 14 < log M < 14.5, each fold,
+                                    best fold flagged) and L_X baselines
+``mass_table.md``                   the paper-004 comparison: sigma, mu, scatter, slope of
+                                    the CNN and each L_X baseline
+``summary.json``                    headline numbers in a stable layout (:mod:`.summary`)
 ``lx_baseline.ecsv``                per-image core-excised L_X mass predictions; fits in meta
 ``fig_mass_true_pred.png``          paper 004 Fig. 3
 ``fig_mass_delta.png``              paper 004 Fig. 4

@@ -4,6 +4,7 @@ See :mod:`xclusters.evaluate` for the list of output files.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -12,18 +13,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from astropy.table import Table, vstack
 
-from ..dataset.layout import read_meta
+from ..dataset.layout import chandra_observation_redshift, read_meta
 from ..predict.superobs import clip_negative_counts
 from ..provenance import provenance_record
 from ..seeds import rng_for
 from .mass import (MASS_RANGE_MID, annulus_counts, count_luminosity,
                    cross_validated_power_law, fit_gaussian, mass_residual)
-from .superobs import (METRIC_NAMES, METRIC_UNITS, METRICS, erosita_nr,
+from .superobs import (BANDS, KIND_LABELS, METRIC_NAMES, METRIC_UNITS, METRICS, erosita_nr,
                        evaluate_superobs, psf_sigma_pix)
+from .stats import regression_slope
+from .summary import SUMMARY_NAME, mass_entry, superobs_summary, write_summary
 from .tables import format_interval, write_ecsv, write_markdown
 
 __all__ = ["EVALUATE_DEFAULTS", "read_rows", "run_superobs_evaluation",
-           "run_mass_evaluation", "table3_display"]
+           "run_mass_evaluation", "table3_display", "mass_table_display"]
 
 log = logging.getLogger("xclusters.evaluate")
 
@@ -207,6 +210,9 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
                        title=(f"Top {100 - float(ev['classification_percentile']):g} % "
                               f"classification (paper 000 sec. 4.1)")),
         write_ecsv(tables["mass_dependence"], out / "superobs_mass_dependence.ecsv"),
+        write_summary(out / SUMMARY_NAME, "superobs", config=config, provenance=prov,
+                      body={"split": split_name,
+                            **superobs_summary(tables["table3"], per, BANDS, KIND_LABELS)}),
     ]
     pick = _grid_choice(log_m, int(ev["n_grid_clusters"]))
     labels = ([str(meta["cluster_id"][i]) for i in pick] if "cluster_id" in meta.colnames
@@ -229,12 +235,34 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
 # --------------------------------------------------------------------------- mass
 
 
-def _summary_row(method: str, selection: str, delta: np.ndarray, how: str) -> dict:
+def _summary_row(method: str, selection: str, log_m_true: np.ndarray,
+                 log_m_pred: np.ndarray, how: str) -> dict:
+    """Gaussian fit of delta (paper 004 Fig. 4) and the slope of log M_pred on log M_true."""
+    delta = mass_residual(log_m_pred, log_m_true)
     fit = fit_gaussian(delta, method=how)
     return {"method": method, "selection": selection, "n": fit["n"], "mu_dex": fit["mu"],
             "sigma_dex": fit["sigma"], "scatter_percent": fit["scatter_percent"],
             "mu_mle_dex": fit["mu_mle"], "sigma_mle_dex": fit["sigma_mle"],
-            "median_dex": fit["median"], "fit": fit["method"]}
+            "median_dex": fit["median"], "slope": regression_slope(log_m_true, log_m_pred),
+            "fit": fit["method"]}
+
+
+def mass_table_display(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """The paper-004 comparison as a compact table: sigma, mu, scatter and slope per method.
+
+    ``rows`` are mass-summary rows (:func:`_summary_row`); the CNN over all folds and in
+    14 < log M < 14.5, and each L_X baseline, are shown (not the per-fold rows).
+    """
+    keep = [r for r in rows if not str(r["selection"]).startswith("fold ")]
+    out = Table()
+    out["Method"] = [r["method"] for r in keep]
+    out["Selection"] = [r["selection"] for r in keep]
+    out["N"] = [int(r["n"]) for r in keep]
+    out["sigma [dex]"] = [r["sigma_dex"] for r in keep]
+    out["mu [dex]"] = [r["mu_dex"] for r in keep]
+    out["scatter [%]"] = [r["scatter_percent"] for r in keep]
+    out["slope"] = [r["slope"] for r in keep]
+    return out
 
 
 def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int], config, ev
@@ -270,8 +298,7 @@ def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int], config, ev
                 counts[f][start:stop], covered[f][start:stop] = c, cov
     # the redshift the Chandra images were observed at (instruments.chandra_acisi.
     # fixed_redshift, paper 004 sec. 2.1.2); datasets without the column: the light cone
-    z = np.asarray(meta["chandra_redshift" if "chandra_redshift" in meta.colnames
-                        else "redshift"], dtype=float)
+    z = chandra_observation_redshift(meta)
     log_m = np.asarray(meta["log_m500c"], dtype=float)
     folds = np.asarray(meta["fold"], dtype=int)
     tabs, fits_all = [], []
@@ -326,6 +353,11 @@ def _model_map(model_paths) -> dict[int | None, Path]:
     return out
 
 
+def _call_with_redshift(model, z, x, training=False):
+    """``model([x, z])``: a redshift-input mass CNN as a function of the image only."""
+    return model([x, z], training=training)
+
+
 def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: Path,
                       ev) -> list[Path]:
     import os
@@ -355,11 +387,16 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
     n_iter = int(ev["gradient_iterations"])
     states = [np.zeros_like(images) for _ in range(n_iter + 1)]
     loaded: dict = {}
+    redshift = chandra_observation_redshift(meta)[rows].astype(np.float32)
     for i, fold in enumerate(np.asarray(cand["fold"], dtype=int)):
         key = fold if fold in models else None
         if key not in loaded:
             loaded[key] = load_trained_model(models[key], "mass")
-        st, _ = deepdream_iterations(loaded[key], images[i:i + 1], n_iter=n_iter,
+        net = loaded[key]
+        if len(net.inputs) == 2:  # redshift input: gradients w.r.t. the image at fixed z
+            z_i = np.array([[redshift[i]]], dtype=np.float32)
+            net = functools.partial(_call_with_redshift, loaded[key], z_i)
+        st, _ = deepdream_iterations(net, images[i:i + 1], n_iter=n_iter,
                                      step_counts=float(ev["gradient_step_counts"]))
         for j in range(n_iter + 1):
             states[j][i] = st[j][0]
@@ -417,17 +454,19 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     if missing:
         raise KeyError(f"{predictions_ecsv}: missing column(s) {missing}; expected {need}.")
     how = ev["gaussian_fit"]
-    delta = mass_residual(np.asarray(pred["log_m500c_pred"], dtype=float),
-                          np.asarray(pred["log_m500c_true"], dtype=float))
+    m_true = np.asarray(pred["log_m500c_true"], dtype=float)
+    m_pred = np.asarray(pred["log_m500c_pred"], dtype=float)
+    delta = mass_residual(m_pred, m_true)
     folds = np.asarray(pred["fold"], dtype=int)
     test_folds = sorted(set(folds.tolist()))
-    rows = [_summary_row("cnn", "all folds", delta, how)]
+    rows = [_summary_row("cnn", "all folds", m_true, m_pred, how)]
     lo, hi = MASS_RANGE_MID
-    mid = (np.asarray(pred["log_m500c_true"]) > lo) & (np.asarray(pred["log_m500c_true"]) < hi)
-    rows.append(_summary_row("cnn", f"all folds, {lo} < log M < {hi}", delta[mid], how))
+    mid = (m_true > lo) & (m_true < hi)
+    rows.append(_summary_row("cnn", f"all folds, {lo} < log M < {hi}", m_true[mid],
+                             m_pred[mid], how))
     fold_fits = {}
     for k in test_folds:
-        r = _summary_row("cnn", f"fold {k}", delta[folds == k], how)
+        r = _summary_row("cnn", f"fold {k}", m_true[folds == k], m_pred[folds == k], how)
         fold_fits[k] = r
         rows.append(r)
     finite = {k: r["sigma_dex"] for k, r in fold_fits.items() if np.isfinite(r["sigma_dex"])}
@@ -435,12 +474,14 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
 
     meta = read_meta(dataset_h5, check=False, units=False)
     lx_table, fits = _lx_baseline(dataset_h5, meta, test_folds, config, ev)
-    lx_scatter = []
+    lx_scatter, lx_rows = [], {}
     for frac in [float(x) for x in ev["lx_aperture_error_frac"]]:
         sel = np.asarray(lx_table["aperture_error_frac"]) == frac
         r = _summary_row(f"lx_baseline (aperture error {100 * frac:g}%)", "all folds",
-                         np.asarray(lx_table["delta"])[sel], how)
+                         np.asarray(lx_table["log_m500c_true"], dtype=float)[sel],
+                         np.asarray(lx_table["log_m500c_pred_lx"], dtype=float)[sel], how)
         lx_scatter.append(r["scatter_percent"])
+        lx_rows[frac] = r
         rows.append(r)
     summary = Table(rows=rows)
     summary["best_fold"] = [r["selection"] == f"fold {best}" for r in rows]
@@ -458,7 +499,16 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
         write_ecsv(summary, out / "mass_summary.ecsv"),
         write_markdown(summary, out / "mass_summary.md", title="Mass residuals (paper 004)",
                        note=("delta = log M_pred - log M_true; Gaussian fit "
-                             f"({how}); scatter_percent = 100 ln(10) sigma.")),
+                             f"({how}); scatter_percent = 100 ln(10) sigma; slope = "
+                             "least-squares slope of log M_pred on log M_true.")),
+        write_markdown(mass_table_display(rows), out / "mass_table.md",
+                       title="CNN and core-excised L_X masses (paper 004 sec. 3)",
+                       note=("sigma, mu: Gaussian fit of delta = log M_pred - log M_true "
+                             f"({how}); scatter = 100 ln(10) sigma; slope: least squares of "
+                             "log M_pred on log M_true (1 = no regression toward the mean). "
+                             "Test folds only; L_X power law fitted on the other folds.")),
+        write_summary(out / SUMMARY_NAME, "mass", config=config, provenance=prov,
+                      body={"mass": _mass_summary_body(rows, fold_fits, lx_rows)}),
         write_ecsv(lx_table, out / "lx_baseline.ecsv"),
         plot_true_vs_pred(pred["log_m500c_true"], pred["log_m500c_pred"], folds,
                           out / "fig_mass_true_pred.png"),
@@ -477,6 +527,21 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     log.info("mass evaluation (%d predictions, folds %s) written to %s", len(pred),
              test_folds, out)
     return written
+
+
+def _mass_summary_body(rows: list[dict], fold_fits: dict[int, dict],
+                       lx_rows: dict[float, dict]) -> dict:
+    """The ``mass`` block of ``summary.json`` (:mod:`.summary`) from the summary rows."""
+    body = {"cnn": mass_entry(rows[0]), "cnn_mid_mass": mass_entry(rows[1]),
+            "cnn_mid_mass_range": list(MASS_RANGE_MID),
+            "cnn_folds": {str(k): mass_entry(r) for k, r in fold_fits.items()}}
+    if lx_rows:
+        exact = lx_rows.get(0.0, next(iter(lx_rows.values())))
+        body["lx_baseline"] = {**mass_entry(exact), "aperture_error_frac":
+                               0.0 if 0.0 in lx_rows else next(iter(lx_rows))}
+        body["lx_baseline_aperture_error"] = {f"{f:g}": mass_entry(r)
+                                              for f, r in lx_rows.items()}
+    return body
 
 
 def _fit_dict(row: dict) -> dict:

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 __all__ = ["PERCENTILES", "median_interval", "binned_median", "quantile_edges",
-           "uniform_edges"]
+           "uniform_edges", "regression_slope"]
 
 log = logging.getLogger("xclusters.evaluate")
 
@@ -41,6 +41,28 @@ def median_interval(values: np.ndarray, what: str = "values") -> tuple[float, fl
         return np.nan, np.nan, np.nan, 0
     p16, med, p84 = np.percentile(v, [PERCENTILES[0], 50.0, PERCENTILES[1]])
     return float(med), float(p16), float(p84), int(v.size)
+
+
+def regression_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` on ``x`` over the pairs where both are finite.
+
+    The mass evaluation and the paper-004 stopping rule use it with ``x = log M_true`` and
+    ``y = log M_pred`` (a model that predicts toward the mean has a slope below 1).
+
+    Returns
+    -------
+    float
+        NaN when fewer than two finite pairs or no spread in ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x {x.shape} and y {y.shape} differ in shape.")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 2 or np.ptp(x) == 0:
+        return float("nan")
+    return float(np.polyfit(x, y, 1)[0])
 
 
 def uniform_edges(x: np.ndarray, n_bins: int) -> np.ndarray:

@@ -37,7 +37,22 @@ def _input_scaling(model_path: Path | None) -> str:
         return "unknown"
     with zipfile.ZipFile(model_path) as z:
         cfg = z.read("config.json").decode("utf-8", "replace")
-    return "log1p" if "Log1pCounts" in cfg else "none"
+    if "Log1pCounts" not in cfg:
+        return "none"
+    layer = next(lyr for lyr in json.loads(cfg)["config"]["layers"]
+                 if lyr.get("class_name") == "Log1pCounts")
+    lcfg = layer.get("config", {})
+    plain = float(lcfg.get("offset", 0.0)) == 0.0 and float(lcfg.get("scale", 1.0)) == 1.0
+    return "log1p" if plain else "log1p_standardized"
+
+
+def _redshift_input(model_path: Path | None, config: Mapping[str, Any]) -> bool:
+    """True when the saved mass network has the redshift input (its ``features_redshift``
+    layer); without a model file, ``train.mass.redshift_input`` of the config."""
+    if model_path is not None and zipfile.is_zipfile(model_path):
+        with zipfile.ZipFile(model_path) as z:
+            return "features_redshift" in z.read("config.json").decode("utf-8", "replace")
+    return bool(((config.get("train") or {}).get("mass") or {}).get("redshift_input", False))
 
 
 def training_record(config: Mapping[str, Any], kind: str,
@@ -59,7 +74,8 @@ def training_record(config: Mapping[str, Any], kind: str,
         JSON-serialisable: ``kind``, ``instrument``, ``bands``, ``pixel_arcsec``,
         ``image_pixels``, ``exposure_s``, ``input_scaling`` (and ``target_instrument``; for
         ``mass``, ``redshift``: ``instruments.chandra_acisi.fixed_redshift``, None for
-        light-cone redshifts).
+        light-cone redshifts, and ``redshift_input``: whether it needs the observation's
+        redshift).
     """
     from ..images.bands import BANDS
 
@@ -85,6 +101,9 @@ def training_record(config: Mapping[str, Any], kind: str,
         from ..stages import chandra_fixed_redshift
 
         rec["redshift"] = chandra_fixed_redshift(config)
+        # a second input: inference must supply the observation's redshift
+        rec["redshift_input"] = _redshift_input(Path(model_path) if model_path else None,
+                                                config)
     if target:
         rec["target_instrument"] = target
         rec["target_exposure_s"] = float(config["instruments"][target]["exposure_ks"]) * 1000.0

@@ -82,12 +82,18 @@ def predict_mass_folds(model_paths: Sequence[str | Path], dataset: str | Path,
     """For each ``mass_fold<k>.keras``, predict log M500c of the images in test fold ``k``.
 
     Writes an ECSV table with ``row, cluster_id, fold, log_m500c_true, log_m500c_pred``.
+    A model with the redshift input (``train.mass.redshift_input``) gets each image's
+    Chandra observation redshift
+    (:func:`~xclusters.dataset.layout.chandra_observation_redshift`).
     """
-    from ..dataset.layout import CHANDRA_IMAGES, check_dataset, read_meta
+    from ..dataset.layout import (CHANDRA_IMAGES, chandra_observation_redshift, check_dataset,
+                                  read_meta)
+    from ..predict.mass import predict_mass_arrays
 
     check_dataset(dataset, ["mass"])
     meta = read_meta(dataset)
     folds = np.asarray(meta["fold"]).astype(int)
+    redshift = chandra_observation_redshift(meta)
     out_rows = {"row": [], "cluster_id": [], "fold": [], "log_m500c_true": [],
                 "log_m500c_pred": []}
     with h5py.File(dataset, "r") as h5:
@@ -106,7 +112,7 @@ def predict_mass_folds(model_paths: Sequence[str | Path], dataset: str | Path,
             for start in range(0, rows.size, 64):
                 idx = rows[start:start + 64]
                 x = images[idx].astype(np.float32)
-                y = np.asarray(model.predict(x, verbose=0)).reshape(-1)
+                y = predict_mass_arrays(model, x, redshift=redshift[idx])
                 out_rows["row"].extend(idx.tolist())
                 out_rows["cluster_id"].extend(np.asarray(meta["cluster_id"][idx]).astype(str))
                 out_rows["fold"].extend([k] * idx.size)

@@ -169,8 +169,10 @@ def convergence_stats(log_m_true, log_m_pred, slope_fit: str = "pred_on_true") -
     if not np.all(np.isfinite(p)):
         return {"max_abs_delta": float("inf"), "median_delta": float("nan"),
                 "slope": float("nan")}
+    from ..evaluate.stats import regression_slope
+
     x, y = (t, p) if slope_fit == "pred_on_true" else (p, t)
-    slope = float(np.polyfit(x, y, 1)[0]) if x.size > 1 and np.ptp(x) > 0 else float("nan")
+    slope = regression_slope(x, y)
     d = p - t
     return {"max_abs_delta": float(np.max(np.abs(d))), "median_delta": float(np.median(d)),
             "slope": slope}
@@ -185,8 +187,9 @@ class MassConvergence(keras.callbacks.Callback):
 
     Parameters
     ----------
-    images : numpy.ndarray
-        Validation images ``(N, H, W, 1)``, counts.
+    images : numpy.ndarray or tuple of numpy.ndarray
+        Validation images ``(N, H, W, 1)``, counts, or ``(images, z (N, 1))`` for a model
+        with the redshift input.
     log_m : numpy.ndarray
         True log10(M500c / Msun), ``(N,)``.
     max_abs_delta, max_abs_median, min_slope : float
@@ -202,10 +205,15 @@ class MassConvergence(keras.callbacks.Callback):
                  slope_fit: str = "pred_on_true"):
         super().__init__()
         self.slope_fit = slope_fit
-        self.images = np.asarray(images, dtype=np.float32)
+        if isinstance(images, (tuple, list)):  # (images, z): a model with two inputs
+            self.images = [np.asarray(a, dtype=np.float32) for a in images]
+            n_img = self.images[0].shape[0]
+        else:
+            self.images = np.asarray(images, dtype=np.float32)
+            n_img = self.images.shape[0]
         self.log_m = np.asarray(log_m, dtype=np.float64).ravel()
-        if self.images.shape[0] != self.log_m.size:
-            raise ValueError(f"validation images ({self.images.shape[0]}) and masses "
+        if n_img != self.log_m.size:
+            raise ValueError(f"validation images ({n_img}) and masses "
                              f"({self.log_m.size}) differ in number")
         self.max_abs_delta = float(max_abs_delta)
         self.max_abs_median = float(max_abs_median)

@@ -57,16 +57,23 @@ def fold_splits(k: int, n_folds: int = 10) -> dict:
     return {"test": test, "val": val, "train": [f for f in range(n) if f not in (test, val)]}
 
 
-def dataset_to_arrays(ds, max_batches: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Collect a batched ``(images, log_m)`` dataset into NumPy arrays."""
+def dataset_to_arrays(ds, max_batches: int | None = None) -> tuple[Any, np.ndarray]:
+    """Collect a batched ``(images, log_m)`` dataset into NumPy arrays.
+
+    For a ``((images, z), log_m)`` dataset (redshift input) the first item is the tuple
+    ``(images, z)`` of arrays.
+    """
     xs, ys = [], []
     for i, (x, y) in enumerate(ds):
         if max_batches is not None and i >= max_batches:
             break
-        xs.append(np.asarray(x))
+        xs.append(tuple(np.asarray(a) for a in x) if isinstance(x, (tuple, list))
+                  else np.asarray(x))
         ys.append(np.asarray(y).reshape(-1))
     if not xs:
         raise ValueError("the dataset is empty")
+    if isinstance(xs[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*xs)), np.concatenate(ys)
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -77,31 +84,43 @@ def _targets_mean(ds, max_batches: int = 64) -> float:
     return float(np.mean(np.concatenate(ys)))
 
 
+def _pixel_stats(ds, max_batches: int = 64) -> tuple[float, float]:
+    """log1p pixel mean and std of (up to ``max_batches``) training batches."""
+    from xclusters.models.mass import log1p_pixel_stats
+
+    xs = [np.asarray(x[0] if isinstance(x, (tuple, list)) else x)
+          for _, (x, _) in zip(range(max_batches), ds)]
+    return log1p_pixel_stats(np.concatenate(xs))
+
+
 def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping[str, Any],
                     seed: int, workdir: str | Path,
-                    val_arrays: tuple[np.ndarray, np.ndarray] | None = None,
-                    input_scaling: str = "log1p", slope_fit: str = "pred_on_true",
+                    val_arrays: tuple[Any, np.ndarray] | None = None,
+                    input_scaling: str | None = None, slope_fit: str = "pred_on_true",
                     extra_callbacks: Sequence | None = None) -> dict:
     """Train the paper-004 CNN on one fold split with the paper's stopping rule.
 
     Parameters
     ----------
     train_ds, val_ds : tf.data.Dataset
-        Batched ``(images (B, H, W, 1) counts, log10(M500c/Msun) (B,) or (B, 1))``.
+        Batched ``(images (B, H, W, 1) counts, log10(M500c/Msun) (B,) or (B, 1))``; with
+        ``train.mass.redshift_input`` batches ``((images, z (B, 1)), log_m)``.
     out_model_path : path
         Destination ``.keras`` file: the converged model, else the last epoch's.
     cfg : mapping
         The ``train`` config section (or the full config): ``mass.max_epochs``,
-        ``mass.batch_size``, ``mass.learning_rate``, ``mixed_precision``, ``strategy``.
+        ``mass.batch_size``, ``mass.learning_rate``, ``mass.input_scaling``,
+        ``mass.redshift_input``, ``mixed_precision``, ``strategy``.
     seed : int
         Seed for weights initialisation and dropout.
     workdir : path
         Directory for the ``BackupAndRestore`` state (resume after a kill).
     val_arrays : (images, log_m), optional
-        The validation fold as arrays for the stopping rule; collected from ``val_ds`` when
-        omitted.
-    input_scaling : {"log1p", "none"}
-        Parameter-free input scaling inside the model (:mod:`xclusters.models.mass`).
+        The validation fold as arrays for the stopping rule (``((images, z), log_m)`` with
+        the redshift input); collected from ``val_ds`` when omitted.
+    input_scaling : str, optional
+        Parameter-free input scaling inside the model (:mod:`xclusters.models.mass`);
+        default ``train.mass.input_scaling`` (``log1p_standardized``).
     slope_fit : {"pred_on_true", "true_on_pred"}
         Regression giving the slope of the stopping rule
         (:func:`xclusters.train.callbacks.convergence_stats`).
@@ -129,11 +148,20 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     max_epochs = int(mcfg.get("max_epochs", 400))
     batch_size = int(mcfg.get("batch_size", 32))
     lr = float(mcfg.get("learning_rate", 5e-4))
+    if input_scaling is None:
+        input_scaling = str(mcfg.get("input_scaling", "log1p_standardized"))
+    redshift_input = bool(mcfg.get("redshift_input", False))
     paths = output_paths(out_model_path)
     if paths["model"].suffix != ".keras":
         raise ValueError(f"out_model_path = {out_model_path}: must end in '.keras'")
     paths["model"].parent.mkdir(parents=True, exist_ok=True)
-    shape = _image_shape(train_ds)
+    spec = train_ds.element_spec[0]
+    if isinstance(spec, (tuple, list)) != redshift_input:
+        raise ValueError(f"train.mass.redshift_input is {redshift_input} but the training "
+                         f"dataset yields {'(image, z)' if not redshift_input else 'images'}"
+                         " inputs; build it with mass_dataset(..., redshift="
+                         f"{redshift_input})")
+    shape = _image_shape(train_ds.map(lambda x, y: (x[0], y)) if redshift_input else train_ds)
     if shape[-1] != 1 or shape[1] is None or shape[1] != shape[2]:
         raise ValueError(f"mass training images have shape {shape[1:]}; expected square "
                          "(H, H, 1) single-band counts")
@@ -144,10 +172,13 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
                                  strategy=str(tcfg.get("strategy", "default")))
     if val_arrays is None:
         val_arrays = dataset_to_arrays(val_ds)
-    val_images, val_log_m = (np.asarray(a) for a in val_arrays)
+    val_inputs, val_log_m = val_arrays
+    val_log_m = np.asarray(val_log_m)
     bias0 = _targets_mean(train_ds)
+    stats = _pixel_stats(train_ds) if input_scaling == "log1p_standardized" else (0.0, 1.0)
     with scope(strategy):
-        model = build_mass_model(int(shape[1]), input_scaling=input_scaling, output_bias=bias0)
+        model = build_mass_model(int(shape[1]), input_scaling=input_scaling, output_bias=bias0,
+                                 redshift_input=redshift_input, log1p_mean_std=stats)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse",
                       metrics=["mae"])
 
@@ -155,7 +186,7 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         log.info("resuming from %s", backup_dir)
     elif paths["history"].exists():
         paths["history"].unlink()
-    conv = MassConvergence(val_images, val_log_m, max_abs_delta=STOP_MAX_ABS_DELTA,
+    conv = MassConvergence(val_inputs, val_log_m, max_abs_delta=STOP_MAX_ABS_DELTA,
                            max_abs_median=STOP_MAX_ABS_MEDIAN, min_slope=STOP_MIN_SLOPE,
                            batch_size=max(batch_size, 64), slope_fit=slope_fit)
     throughput = Throughput(batch_size)
@@ -187,7 +218,9 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         "epochs_run": len(history), "max_epochs": max_epochs, "stop_reason": reason,
         "kept_epoch": len(history), "best_val_loss": best, "best_epoch": best_epoch,
         "final_val_loss": history[-1].get("val_loss") if history else None,
-        "validation": conv.last, "output_bias_init": bias0, "input_scaling": input_scaling, "slope_fit": slope_fit,
+        "validation": conv.last, "output_bias_init": bias0, "input_scaling": input_scaling,
+        "log1p_mean_std": list(stats),
+        "redshift_input": redshift_input, "slope_fit": slope_fit,
         "seed": int(seed), "resumed": resuming, "time_s": time.perf_counter() - t_start,
         **throughput.summary(), **_epoch_summary(train_ds),
     }
@@ -205,9 +238,12 @@ def train_mass_fold_from_file(dataset_path: str | Path, k: int, out_model_path: 
 
     split = fold_splits(k, n_folds)
     tcfg = train_section(cfg)
-    bs = int(tcfg.get("mass", {}).get("batch_size", 32))
-    train_ds = mass_dataset(dataset_path, split["train"], bs, augment, seed,
+    mcfg = tcfg.get("mass", {})
+    bs = int(mcfg.get("batch_size", 32))
+    z_in = bool(mcfg.get("redshift_input", False))
+    train_ds = mass_dataset(dataset_path, split["train"], bs, augment, seed, redshift=z_in,
                             epoch_definition=str(tcfg.get("epoch_definition", "paper")))
-    val_ds = mass_dataset(dataset_path, [split["val"]], bs, False, seed, shuffle=False)
+    val_ds = mass_dataset(dataset_path, [split["val"]], bs, False, seed, shuffle=False,
+                          redshift=z_in)
     return train_mass_fold(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed,
                            workdir=workdir, val_arrays=dataset_to_arrays(val_ds))
