@@ -173,7 +173,7 @@ def cmd_predict(a) -> int:
                            event_list=bool(a.events), nr_baseline=a.nr_baseline,
                            image_pixels=a.pixels, allow_mismatch=a.allow_mismatch)
     for key, value in res.items():
-        if value is None or isinstance(value, (str, Path)):
+        if value is None or isinstance(value, (str, Path, dict)):
             print(f"{key}: {value}")
         elif getattr(value, "ndim", 0) == 1:
             print(f"{key}: {', '.join(f'{v:.4g}' for v in value)}")
