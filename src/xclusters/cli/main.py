@@ -24,6 +24,7 @@ typical use:
       --image erosita_cube.fits --out prediction.fits --nr-baseline
   xclusters predict --model superobs.keras --events evt.fits --ra 150.1 --dec 2.2 --out pred.fits
   xclusters predict-mass --model results/default/models/mass_fold0.keras --image chandra.fits
+  xclusters compare-runs results/default results/science  # summaries and issue-16 targets
 """
 
 
@@ -152,6 +153,13 @@ def cmd_learning_curves(a) -> int:
     return 0
 
 
+def cmd_compare_runs(a) -> int:
+    from ..evaluate.compare import compare_runs
+
+    sys.stdout.write(compare_runs(a.runs, json_out=a.json))
+    return 0
+
+
 def cmd_models(a) -> int:
     from ..models.describe import describe_models
 
@@ -271,6 +279,7 @@ _WRITES = {
     "evaluate-superobs": ((), ("outdir",), ("config", "dataset", "predictions")),
     "evaluate-mass": ((), ("outdir",), ("config", "dataset", "predictions", "models")),
     "learning-curves": (("out",), (), ("history",)),
+    "compare-runs": (("json",), (), ("runs",)),
     "predict": (("out",), (), ("model", "image", "events")),
     "predict-mass": ((), (), ("model", "image")),
 }
@@ -435,6 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output PNG")
     sp.add_argument("--title", default=None)
     sp.add_argument("--loss-label", default="loss", help="y-axis label")
+
+    sp = add("compare-runs", cmd_compare_runs,
+             "compare runs side by side from their evaluation summary.json files and check "
+             "issue 16's targets (a report: exit code 0 whether or not targets are met)")
+    sp.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_SUMMARY",
+                    help="run directory (results/<run>: evaluation/superobs and "
+                         "evaluation/mass are read) or a summary.json file")
+    sp.add_argument("--json", default=None, metavar="OUT",
+                    help="also write the table and target decisions as JSON")
 
     sp = add("models", cmd_models,
              "print both architectures with trainable-parameter counts for the config's shapes")

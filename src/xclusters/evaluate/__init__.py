@@ -8,6 +8,8 @@ Modules (one job each):
 * :mod:`.gradients` – DeepDream-style input gradients and Delta N / N profiles (paper 004 §4)
 * :mod:`.stats`, :mod:`.tables` – percentile summaries, ECSV/Markdown writers
 * :mod:`.summary` – ``summary.json`` of each evaluation directory
+* :mod:`.compare` – ``xclusters compare-runs``: runs side by side from their summaries and
+  the issue-16 targets
 * :mod:`.plots_superobs`, :mod:`.plots_mass` – figures
 * :mod:`.learning_curves` – training and validation loss per epoch from the training's
   ``<model>.history.csv`` (``xclusters learning-curves``; ``fig_learning_curves.png`` in the

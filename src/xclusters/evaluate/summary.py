@@ -3,7 +3,9 @@
 Written by both evaluations (:mod:`.run`) next to their tables so that a script can compare
 runs without parsing Markdown. Every number comes from the tables the evaluation already
 computed (Table 3 of paper 000, the paper-004 mass summary); nothing is recomputed here.
-Non-finite values are written as ``null``.
+Non-finite values are written as ``null``. :func:`read_summary` reads one file back and
+:func:`find_summaries` the summaries of a run directory (``<run>/evaluation/<kind>/summary.json``);
+``xclusters compare-runs`` (:mod:`.compare`) uses them.
 
 Layout (``schema_version`` 1)::
 
@@ -39,14 +41,20 @@ import numpy as np
 
 from ..io import atomic_write_text
 
-__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "SUPEROBS_SUMMARY_METRICS", "superobs_summary",
-           "mass_entry", "git_commit", "write_summary"]
+__all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "SUMMARY_KINDS", "EVALUATION_DIR",
+           "SUPEROBS_SUMMARY_METRICS", "superobs_summary", "mass_entry", "git_commit",
+           "write_summary", "summary_path", "read_summary", "find_summaries"]
 
 log = logging.getLogger("xclusters.evaluate")
 
 SCHEMA_VERSION = 1
 #: File name inside each evaluation directory.
 SUMMARY_NAME = "summary.json"
+#: Evaluation kinds with a summary; each is the name of its directory under
+#: ``<run>/evaluation/`` (workflow/rules/common.smk, ``evaluation_outputs``).
+SUMMARY_KINDS = ("superobs", "mass")
+#: Directory of a run holding the evaluation directories.
+EVALUATION_DIR = "evaluation"
 #: Table-3 metric -> summary key (differences observation - truth; background is a value).
 SUPEROBS_SUMMARY_METRICS = {"C": "dC", "A": "dA", "S": "dS", "flux": "dflux",
                             "background": "background"}
@@ -151,7 +159,7 @@ def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any] | No
     body : mapping
         The kind-specific blocks (``superobs``/``truth``/``split`` or ``mass``).
     """
-    if kind not in ("superobs", "mass"):
+    if kind not in SUMMARY_KINDS:
         raise ValueError(f"kind = {kind!r}: expected 'superobs' or 'mass'")
     doc = {"schema_version": SCHEMA_VERSION, "kind": kind,
            "run": (config or {}).get("run"), "git_commit": git_commit(),
@@ -159,3 +167,56 @@ def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any] | No
     text = json.dumps(_clean(doc), indent=1, sort_keys=False, allow_nan=False)
     log.info("summary written to %s", path)
     return atomic_write_text(path, text + "\n")
+
+
+def summary_path(run_dir: str | Path, kind: str) -> Path:
+    """``<run_dir>/evaluation/<kind>/summary.json`` (the test-split evaluation of ``kind``)."""
+    if kind not in SUMMARY_KINDS:
+        raise ValueError(f"kind = {kind!r}: expected one of {SUMMARY_KINDS}")
+    return Path(run_dir) / EVALUATION_DIR / kind / SUMMARY_NAME
+
+
+def read_summary(path: str | Path) -> dict:
+    """Read one ``summary.json`` and check its ``schema_version`` and ``kind``.
+
+    Raises
+    ------
+    ValueError
+        Not JSON, another schema version or an unknown kind (the message names the file).
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a valid summary.json ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        found = doc.get("schema_version") if isinstance(doc, dict) else None
+        raise ValueError(f"{path}: schema_version {found!r}, expected {SCHEMA_VERSION} "
+                         f"(xclusters.evaluate.summary); rerun the evaluation with this version.")
+    if doc.get("kind") not in SUMMARY_KINDS:
+        raise ValueError(f"{path}: kind {doc.get('kind')!r}, expected one of {SUMMARY_KINDS}")
+    return doc
+
+
+def find_summaries(path: str | Path) -> dict[str, tuple[Path, dict]]:
+    """The summaries at ``path``: ``{kind: (file, document)}`` for those that exist.
+
+    ``path`` is a run directory (``results/<run>``: ``evaluation/superobs`` and
+    ``evaluation/mass`` are read), its ``evaluation`` directory, one evaluation directory, or a
+    ``summary.json`` file. Returns an empty dict when nothing is found.
+    """
+    path = Path(path)
+    if path.is_file():
+        candidates = [path]
+    elif (path / SUMMARY_NAME).is_file():
+        candidates = [path / SUMMARY_NAME]
+    elif path.name == EVALUATION_DIR:
+        candidates = [path / kind / SUMMARY_NAME for kind in SUMMARY_KINDS]
+    else:
+        candidates = [summary_path(path, kind) for kind in SUMMARY_KINDS]
+    found: dict[str, tuple[Path, dict]] = {}
+    for file in candidates:
+        if file.is_file():
+            doc = read_summary(file)
+            found[doc["kind"]] = (file, doc)
+    return found
