@@ -29,7 +29,8 @@ N_CLUSTERS = 10
 
 
 def _write_dataset(path, *, chandra_redshift: float | None = None):
-    """10 clusters x 1 projection, 10 folds, 32x32 Chandra blobs; light-cone redshifts."""
+    """10 clusters x 1 projection, 10 folds, 32x32 Chandra blobs; light-cone redshifts
+    (Chandra observed at them unless ``chandra_redshift`` is given)."""
     rng = np.random.default_rng(16)
     log_m = np.linspace(13.8, 14.8, N_CLUSTERS)
     z = np.linspace(0.05, 0.3, N_CLUSTERS)
@@ -39,9 +40,7 @@ def _write_dataset(path, *, chandra_redshift: float | None = None):
     cols = [("cluster_id", "S16"), ("halo_id", "i8"), ("projection", "S1"),
             ("augmentation", "i4"), ("m500c", "f8"), ("log_m500c", "f8"), ("r500c_kpc", "f8"),
             ("r500c_pix_erosita", "f8"), ("r500c_pix_chandra", "f8"), ("redshift", "f8"),
-            ("fold", "i4"), ("split", "S8")]
-    if chandra_redshift is not None:
-        cols.append(("chandra_redshift", "f8"))
+            ("fold", "i4"), ("split", "S8"), ("chandra_redshift", "f8")]
     meta = np.zeros(N_CLUSTERS, dtype=cols)
     meta["cluster_id"] = [f"c{i:03d}".encode() for i in range(N_CLUSTERS)]
     meta["halo_id"] = np.arange(N_CLUSTERS)
@@ -54,8 +53,7 @@ def _write_dataset(path, *, chandra_redshift: float | None = None):
     meta["redshift"] = z
     meta["fold"] = np.arange(N_CLUSTERS) % 10
     meta["split"] = b"train"
-    if chandra_redshift is not None:
-        meta["chandra_redshift"] = chandra_redshift
+    meta["chandra_redshift"] = z if chandra_redshift is None else chandra_redshift
     with h5py.File(path, "w") as f:
         f["chandra/images"] = images
         f["meta"] = meta
