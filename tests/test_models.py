@@ -103,8 +103,10 @@ def test_negative_pixel_penalty():
     pen = M.negative_penalty(tf.constant(pred)).numpy()
     np.testing.assert_allclose(pen, [2.0 / (24 * 24 * 3), 0.5 / (24 * 24 * 3)], rtol=1e-6)
     w = 3.0
-    with_neg = M.SuperobsLoss.from_train_config({"negative_weight": w})
-    without = M.SuperobsLoss.from_train_config({})
+    weights = {"mae_weight": 1.0, "concentration_weight": 1.0, "asymmetry_weight": 1.0,
+               "smoothness_weight": 1.0}
+    with_neg = M.SuperobsLoss.from_train_config({**weights, "negative_weight": w})
+    without = M.SuperobsLoss.from_train_config({**weights, "negative_weight": 0.0})
     assert without.negative_weight == 0.0
     assert float(with_neg(y, y)) == pytest.approx(0.0, abs=1e-6)  # no negatives: no penalty
     # the penalty adds w * mean over the batch of the per-image penalty

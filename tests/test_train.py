@@ -1,4 +1,5 @@
 """Training: losses fall on tiny synthetic sets, stopping rules, resume after a kill."""
+import copy
 import json
 import os
 
@@ -12,6 +13,7 @@ import pytest  # noqa: E402
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
+from xclusters.config import load_config  # noqa: E402
 from xclusters.seeds import rng_for  # noqa: E402
 from xclusters.train import mass as tmass  # noqa: E402
 from xclusters.train.callbacks import (MinimumHeldStop, convergence_stats,  # noqa: E402
@@ -55,11 +57,23 @@ def ds(x, y, batch):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
 
 
+#: The validated default ``train`` section (the trainers read every key, no defaults).
+DEFAULT_TRAIN = load_config()["train"]
+
+
+def train_cfg(superobs=None, mass=None):
+    """The default ``train`` section with ``superobs``/``mass`` keys replaced."""
+    t = copy.deepcopy(DEFAULT_TRAIN)
+    t["superobs"].update(superobs or {})
+    t["mass"].update(mass or {})
+    return t
+
+
 def cfg_superobs(epochs, patience=100):
-    return {"superobs": {"epochs": epochs, "batch_size": 4, "learning_rate": 1e-3,
-                         "patience": patience, "mae_weight": 1.0, "concentration_weight": 1.0,
-                         "asymmetry_weight": 1.0, "smoothness_weight": 1.0},
-            "mixed_precision": False, "strategy": "default"}
+    return train_cfg(superobs={"epochs": epochs, "batch_size": 4, "learning_rate": 1e-3,
+                               "patience": patience, "mae_weight": 1.0,
+                               "concentration_weight": 1.0, "asymmetry_weight": 1.0,
+                               "smoothness_weight": 1.0, "negative_weight": 0.0})
 
 
 def test_fold_splits_rotate_through_all_folds():
@@ -157,7 +171,7 @@ def test_backup_and_restore_resumes_superobs(tmp_path):
 
 def test_mass_training_lowers_loss_and_keeps_last_model(tmp_path):
     x, log_m = mass_arrays()
-    cfg = {"mass": {"max_epochs": 6, "batch_size": 8, "learning_rate": 5e-4}}
+    cfg = train_cfg(mass={"max_epochs": 6, "batch_size": 8, "learning_rate": 5e-4})
     out = tmp_path / "mass_fold0.keras"
     summary = train_mass_fold(ds(x[:40], log_m[:40], 8), ds(x[40:], log_m[40:], 8), out,
                               cfg=cfg, seed=SEED, workdir=tmp_path / "w")
@@ -173,7 +187,7 @@ def test_mass_training_lowers_loss_and_keeps_last_model(tmp_path):
 
 def test_mass_training_is_reproducible(tmp_path):
     x, log_m = mass_arrays(16)
-    cfg = {"mass": {"max_epochs": 2, "batch_size": 8}}
+    cfg = train_cfg(mass={"max_epochs": 2, "batch_size": 8})
     runs = [train_mass_fold(ds(x, log_m, 8), ds(x, log_m, 8), tmp_path / f"r{i}" / "m.keras",
                             cfg=cfg, seed=SEED, workdir=tmp_path / f"w{i}",
                             val_arrays=(x, log_m)) for i in range(2)]
@@ -188,7 +202,7 @@ def test_mass_convergence_rule_stops_and_keeps_that_model(tmp_path, monkeypatch)
     monkeypatch.setattr(tmass, "STOP_MIN_SLOPE", -1e9)
     x, log_m = mass_arrays(16)
     summary = train_mass_fold(ds(x, log_m, 8), ds(x, log_m, 8), tmp_path / "m.keras",
-                              cfg={"mass": {"max_epochs": 5, "batch_size": 8}}, seed=SEED,
+                              cfg=train_cfg(mass={"max_epochs": 5, "batch_size": 8}), seed=SEED,
                               workdir=tmp_path / "w", val_arrays=(x, log_m))
     assert summary["stop_reason"] == "converged" and summary["epochs_run"] == 1
 
@@ -196,7 +210,7 @@ def test_mass_convergence_rule_stops_and_keeps_that_model(tmp_path, monkeypatch)
 def test_weights_identical_for_same_seed_and_differ_for_another(tmp_path):
     """Issue 8: same config and seed give identical weights on CPU; a changed seed changes them."""
     x, log_m = mass_arrays(16)
-    cfg = {"mass": {"max_epochs": 2, "batch_size": 8}}
+    cfg = train_cfg(mass={"max_epochs": 2, "batch_size": 8})
     weights = []
     for i, seed in enumerate((SEED, SEED, SEED + 1)):
         out = tmp_path / f"s{i}" / "m.keras"

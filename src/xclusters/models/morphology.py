@@ -31,12 +31,14 @@ linear output layer (Table 2, kept here too); predictions are also clipped at in
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
 __all__ = [
     "CONC_R_INNER_PX", "CONC_R_OUTER_PX", "BOXCAR_PX", "EPS_COUNTS",
     "concentration", "asymmetry", "smoothness", "morphology",
-    "negative_penalty", "SuperobsLoss", "custom_objects",
+    "negative_penalty", "SuperobsLoss", "LOSS_WEIGHT_KEYS", "custom_objects",
 ]
 
 #: Radii of the fixed concentration (paper 000 eq. 1), pixels.
@@ -46,6 +48,9 @@ CONC_R_OUTER_PX = 100.0
 BOXCAR_PX = 11
 #: Floor of the flux denominators, counts (numerical safety for empty images).
 EPS_COUNTS = 1.0e-6
+#: ``train.superobs`` keys holding the :class:`SuperobsLoss` weights.
+LOSS_WEIGHT_KEYS = ("mae_weight", "concentration_weight", "asymmetry_weight",
+                    "smoothness_weight", "negative_weight")
 
 
 # --------------------------------------------------------------------------- TensorFlow
@@ -200,17 +205,29 @@ class SuperobsLoss(keras.losses.Loss):
         return cls(**config)
 
     @classmethod
-    def from_train_config(cls, superobs_cfg: dict) -> "SuperobsLoss":
-        """Build from the ``train.superobs`` config section.
+    def from_train_config(cls, superobs_cfg: Any) -> "SuperobsLoss":
+        """Build from the training settings or the ``train.superobs`` config section.
 
-        Missing paper-000 weights default to 1, a missing ``negative_weight`` to 0 (the
-        paper's loss; config/config.yaml sets the run default).
+        Parameters
+        ----------
+        superobs_cfg : SuperobsTrainSettings or mapping
+            :class:`xclusters.train.settings.SuperobsTrainSettings`, or a mapping holding
+            every weight key (``mae_weight``, ``concentration_weight``, ``asymmetry_weight``,
+            ``smoothness_weight``, ``negative_weight``), e.g. the validated
+            ``train.superobs`` section. There are no defaults: config/config.yaml sets them.
+
+        Raises
+        ------
+        KeyError
+            A weight is missing from the mapping (the message names it).
         """
-        return cls(mae_weight=superobs_cfg.get("mae_weight", 1.0),
-                   concentration_weight=superobs_cfg.get("concentration_weight", 1.0),
-                   asymmetry_weight=superobs_cfg.get("asymmetry_weight", 1.0),
-                   smoothness_weight=superobs_cfg.get("smoothness_weight", 1.0),
-                   negative_weight=superobs_cfg.get("negative_weight", 0.0))
+        if not isinstance(superobs_cfg, Mapping):
+            return cls(**superobs_cfg.loss_weights())
+        missing = [k for k in LOSS_WEIGHT_KEYS if k not in superobs_cfg]
+        if missing:
+            raise KeyError(f"train.superobs.{missing[0]} is missing (SuperobsLoss needs "
+                           f"{', '.join(LOSS_WEIGHT_KEYS)})")
+        return cls(**{k: superobs_cfg[k] for k in LOSS_WEIGHT_KEYS})
 
 
 def custom_objects() -> dict:

@@ -18,9 +18,12 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from xclusters.train.settings import MassTrainSettings
 
 __all__ = ["fold_splits", "train_mass_fold", "train_mass_fold_from_file", "dataset_to_arrays",
            "STOP_MAX_ABS_DELTA", "STOP_MAX_ABS_MEDIAN", "STOP_MIN_SLOPE"]
@@ -93,8 +96,8 @@ def _pixel_stats(ds, max_batches: int = 64) -> tuple[float, float]:
     return log1p_pixel_stats(np.concatenate(xs))
 
 
-def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping[str, Any],
-                    seed: int, workdir: str | Path,
+def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *,
+                    cfg: Mapping[str, Any] | MassTrainSettings, seed: int, workdir: str | Path,
                     val_arrays: tuple[Any, np.ndarray] | None = None,
                     input_scaling: str | None = None, slope_fit: str = "pred_on_true",
                     extra_callbacks: Sequence | None = None) -> dict:
@@ -107,8 +110,9 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
         ``train.mass.redshift_input`` batches ``((images, z (B, 1)), log_m)``.
     out_model_path : path
         Destination ``.keras`` file: the converged model, else the last epoch's.
-    cfg : mapping
-        The ``train`` config section (or the full config): ``mass.max_epochs``,
+    cfg : mapping or MassTrainSettings
+        The validated config (or its ``train`` section), read once into
+        :class:`xclusters.train.settings.MassTrainSettings`: ``mass.max_epochs``,
         ``mass.batch_size``, ``mass.learning_rate``, ``mass.input_scaling``,
         ``mass.redshift_input``, ``mixed_precision``, ``strategy``.
     seed : int
@@ -139,18 +143,16 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     from xclusters.models.mass import build_mass_model
     from xclusters.train.callbacks import (MassConvergence, Throughput, read_history,
                                            resume_state, save_model_atomic, write_json_atomic)
-    from xclusters.train.runtime import configure_runtime, scope, train_section
+    from xclusters.train.runtime import configure_runtime, scope
+    from xclusters.train.settings import MassTrainSettings
     from xclusters.train.superobs import _epoch_summary, _image_shape, output_paths
 
     t_start = time.perf_counter()
-    tcfg = train_section(cfg)
-    mcfg = dict(tcfg.get("mass", {}))
-    max_epochs = int(mcfg.get("max_epochs", 400))
-    batch_size = int(mcfg.get("batch_size", 32))
-    lr = float(mcfg.get("learning_rate", 5e-4))
+    settings = MassTrainSettings.from_config(cfg)
+    max_epochs, batch_size, lr = settings.max_epochs, settings.batch_size, settings.learning_rate
     if input_scaling is None:
-        input_scaling = str(mcfg.get("input_scaling", "log1p_standardized"))
-    redshift_input = bool(mcfg.get("redshift_input", False))
+        input_scaling = settings.input_scaling
+    redshift_input = settings.redshift_input
     paths = output_paths(out_model_path)
     if paths["model"].suffix != ".keras":
         raise ValueError(f"out_model_path = {out_model_path}: must end in '.keras'")
@@ -168,8 +170,8 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
     backup_dir = Path(workdir) / f"backup_{paths['model'].stem}"
     resuming = backup_dir.is_dir()
 
-    strategy = configure_runtime(seed, mixed_precision=bool(tcfg.get("mixed_precision", False)),
-                                 strategy=str(tcfg.get("strategy", "default")))
+    strategy = configure_runtime(seed, mixed_precision=settings.mixed_precision,
+                                 strategy=settings.strategy)
     if val_arrays is None:
         val_arrays = dataset_to_arrays(val_ds)
     val_inputs, val_log_m = val_arrays
@@ -230,20 +232,19 @@ def train_mass_fold(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mappin
 
 
 def train_mass_fold_from_file(dataset_path: str | Path, k: int, out_model_path: str | Path, *,
-                              cfg: Mapping[str, Any], seed: int, workdir: str | Path,
+                              cfg: Mapping[str, Any] | MassTrainSettings, seed: int,
+                              workdir: str | Path,
                               n_folds: int = 10, augment: bool = True) -> dict:
     """Read ``dataset.h5`` via :mod:`xclusters.dataset.tfdata` and train run ``k``."""
     from xclusters.dataset.tfdata import mass_dataset
-    from xclusters.train.runtime import train_section
+    from xclusters.train.settings import MassTrainSettings
 
     split = fold_splits(k, n_folds)
-    tcfg = train_section(cfg)
-    mcfg = tcfg.get("mass", {})
-    bs = int(mcfg.get("batch_size", 32))
-    z_in = bool(mcfg.get("redshift_input", False))
+    settings = MassTrainSettings.from_config(cfg)
+    bs, z_in = settings.batch_size, settings.redshift_input
     train_ds = mass_dataset(dataset_path, split["train"], bs, augment, seed, redshift=z_in,
-                            epoch_definition=str(tcfg.get("epoch_definition", "paper")))
+                            epoch_definition=settings.epoch_definition)
     val_ds = mass_dataset(dataset_path, [split["val"]], bs, False, seed, shuffle=False,
                           redshift=z_in)
-    return train_mass_fold(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed,
+    return train_mass_fold(train_ds, val_ds, out_model_path, cfg=settings, seed=seed,
                            workdir=workdir, val_arrays=dataset_to_arrays(val_ds))

@@ -3,18 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Mapping
+
+from .settings import train_section  # re-exported: one implementation
 
 __all__ = ["train_section", "configure_runtime", "gpu_count"]
 
 log = logging.getLogger("xclusters.train")
-
-
-def train_section(cfg: Mapping[str, Any]) -> dict:
-    """Return the ``train`` config section from either the full config or the section itself."""
-    if "train" in cfg and isinstance(cfg["train"], Mapping):
-        return dict(cfg["train"])
-    return dict(cfg)
 
 
 def gpu_count() -> int:

@@ -11,7 +11,10 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from xclusters.train.settings import SuperobsTrainSettings
 
 __all__ = ["train_superobs", "train_superobs_from_file", "output_paths"]
 
@@ -45,8 +48,8 @@ def _epoch_summary(train_ds) -> dict:
             "steps_per_epoch": plan["steps_per_epoch"]}
 
 
-def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping[str, Any],
-                   seed: int, workdir: str | Path,
+def train_superobs(train_ds, val_ds, out_model_path: str | Path, *,
+                   cfg: Mapping[str, Any] | SuperobsTrainSettings, seed: int, workdir: str | Path,
                    extra_callbacks: Sequence | None = None) -> dict:
     """Train the paper-000 CNN on batched ``(eROSITA, ideal)`` image pairs.
 
@@ -56,8 +59,9 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
         Batched ``(inputs, targets)``, both ``(B, H, W, 3)`` float32 counts per pixel.
     out_model_path : path
         Destination ``.keras`` file (the best-validation-loss model).
-    cfg : mapping
-        The ``train`` config section (or the full config): ``superobs.epochs``,
+    cfg : mapping or SuperobsTrainSettings
+        The validated config (or its ``train`` section), read once into
+        :class:`xclusters.train.settings.SuperobsTrainSettings`: ``superobs.epochs``,
         ``superobs.batch_size``, ``superobs.learning_rate``, ``superobs.patience``, the loss
         weights, ``mixed_precision`` and ``strategy``.
     seed : int
@@ -83,15 +87,13 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
     from xclusters.train.callbacks import (AtomicModelCheckpoint, MinimumHeldStop,
                                            Throughput, read_history, resume_state,
                                            write_json_atomic)
-    from xclusters.train.runtime import configure_runtime, scope, train_section
+    from xclusters.train.runtime import configure_runtime, scope
+    from xclusters.train.settings import SuperobsTrainSettings
 
     t_start = time.perf_counter()
-    tcfg = train_section(cfg)
-    scfg = dict(tcfg.get("superobs", {}))
-    epochs = int(scfg.get("epochs", 1))
-    patience = int(scfg.get("patience", 100))
-    batch_size = int(scfg.get("batch_size", 8))
-    lr = float(scfg.get("learning_rate", 1e-3))
+    settings = SuperobsTrainSettings.from_config(cfg)
+    epochs, patience = settings.epochs, settings.patience
+    batch_size, lr = settings.batch_size, settings.learning_rate
     paths = output_paths(out_model_path)
     if paths["model"].suffix != ".keras":
         raise ValueError(f"out_model_path = {out_model_path}: must end in '.keras'")
@@ -100,12 +102,12 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
     resuming = backup_dir.is_dir()
     n_bands = _image_shape(train_ds)[-1]
 
-    strategy = configure_runtime(seed, mixed_precision=bool(tcfg.get("mixed_precision", False)),
-                                 strategy=str(tcfg.get("strategy", "default")))
+    strategy = configure_runtime(seed, mixed_precision=settings.mixed_precision,
+                                 strategy=settings.strategy)
     with scope(strategy):
         model = build_superobs_model(n_bands=n_bands)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                      loss=SuperobsLoss.from_train_config(scfg), metrics=["mae"])
+                      loss=SuperobsLoss.from_train_config(settings), metrics=["mae"])
 
     history = read_history(paths["history"]) if resuming else []
     best, wait, best_epoch = resume_state(history)
@@ -159,19 +161,21 @@ def train_superobs(train_ds, val_ds, out_model_path: str | Path, *, cfg: Mapping
 
 
 def train_superobs_from_file(dataset_path: str | Path, out_model_path: str | Path, *,
-                             cfg: Mapping[str, Any], seed: int, workdir: str | Path,
+                             cfg: Mapping[str, Any] | SuperobsTrainSettings, seed: int,
+                             workdir: str | Path,
                              augment: bool = True) -> dict:
     """Read ``dataset.h5`` through :mod:`xclusters.dataset.tfdata` and call :func:`train_superobs`.
 
     ``augment`` applies the dihedral flips/rotations to the training split only;
-    ``train.epoch_definition`` (default ``paper``) says what one epoch of it is.
+    ``train.epoch_definition`` says what one epoch of it is.
     """
     from xclusters.dataset.tfdata import superobs_dataset
-    from xclusters.train.runtime import train_section
+    from xclusters.train.settings import SuperobsTrainSettings
 
-    tcfg = train_section(cfg)
-    bs = int(tcfg.get("superobs", {}).get("batch_size", 8))
+    settings = SuperobsTrainSettings.from_config(cfg)
+    bs = settings.batch_size
     train_ds = superobs_dataset(dataset_path, "train", bs, augment, seed,
-                                epoch_definition=str(tcfg.get("epoch_definition", "paper")))
+                                epoch_definition=settings.epoch_definition)
     val_ds = superobs_dataset(dataset_path, "val", bs, False, seed, shuffle=False)
-    return train_superobs(train_ds, val_ds, out_model_path, cfg=cfg, seed=seed, workdir=workdir)
+    return train_superobs(train_ds, val_ds, out_model_path, cfg=settings, seed=seed,
+                          workdir=workdir)
