@@ -26,6 +26,9 @@ EXPECTED = {
     ("sources", "cool_core_fraction"): {"source"},
     ("emission", "model"): {"photons"},
     ("instruments", "erosita", "image_pixels"): {"events.erosita", "images.erosita"},
+    # the neighbour search covers the largest field; analytic sources are sized by the finest
+    # pixel, not the field (sources.refine)
+    ("instruments", "ideal", "image_pixels"): {"sample", "events.ideal", "images.ideal"},
     ("train", "superobs", "epochs"): {"train_superobs"},
     ("train", "mass", "max_epochs"): {"train_mass"},
     ("train", "superobs", "negative_weight"): {"train_superobs"},
@@ -76,6 +79,16 @@ def test_seed_moves_every_stage_but_execution_keys_none():
     for path, value in ((("parallel", "n_workers"), 2), (("run",), "other"),
                         (("results_dir",), "/elsewhere"), (("photons", "keep"), True)):
         assert _changed(base, _set(base, path, value)) == set(), path
+
+
+def test_simulation_cutouts_follow_the_largest_field():
+    """A simulation cutout is capped at the largest field (sources.refine.cutout_side_kpc), so
+    for sources.kind: simulation the field sizes move the source stage; analytic sources,
+    sized by the finest pixel only, keep theirs (test_a_key_moves_only_its_stages)."""
+    base = _set(load_config(REPO / "config" / "test.yaml"), ("sources", "kind"), "simulation")
+    for path, value in ((("instruments", "ideal", "image_pixels"), 16),
+                        (("instruments", "erosita", "field_pixels"), 200)):
+        assert "source" in _changed(base, _set(base, path, value)), path
 
 
 def test_change_is_named_by_key(tmp_path):
@@ -140,8 +153,8 @@ def test_cluster_rebuilds_exactly_what_a_key_changes(tmp_path, caplog):
          "instruments.erosita.exposure_ks 2.0 -> 4.0"),
         (("train", "superobs", "epochs"), 5, set(), None),
         (("evaluate", "n_value_bins"), 4, set(), None),
-        # the source stage sizes cutouts from the largest field (sources.refine, issue 17)
-        (("instruments", "ideal", "image_pixels"), 16, files,
+        # analytic sources are sized by the finest pixel, not by the field (sources.refine)
+        (("instruments", "ideal", "image_pixels"), 16, {"image_ideal_x.fits"},
          "instruments.ideal.image_pixels 32 -> 16"),
         (("emission", "model"), "bremsstrahlung",
          {"photons.h5", "image_erosita_x.fits", "image_ideal_x.fits"},

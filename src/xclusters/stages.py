@@ -53,11 +53,10 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                "instruments.ideal.pixel_arcsec", "instruments.chandra_acisi.enabled",
                "instruments.chandra_acisi.field_arcmin"),
     # sample row -> source.h5 (and the analytic sources of light-cone neighbours); the finest
-    # image pixel sizes the analytic core refinement and the largest field a simulation cutout
-    # (sources.refine)
+    # image pixel sizes the analytic core refinement (sources.refine); a simulation cutout is
+    # also sized by the largest field (_SIMULATION_SOURCE_KEYS)
     "source": ("seed", "sources", "catalog.snapshot", "instruments.erosita.pixel_arcsec",
-               "instruments.erosita.field_pixels", "instruments.ideal.pixel_arcsec",
-               "instruments.ideal.image_pixels", "instruments.chandra_acisi.enabled",
+               "instruments.ideal.pixel_arcsec", "instruments.chandra_acisi.enabled",
                "instruments.chandra_acisi.field_arcmin",
                "instruments.chandra_acisi.image_pixels"),
     # source.h5 -> photons.h5 (the photon budget, area x time, is added per cluster)
@@ -94,6 +93,10 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                  "instruments.ideal.exposure_ks", "instruments.chandra_acisi.exposure_ks",
                  "dataset.val_folds", "dataset.test_folds", "dataset.n_folds"),
 }
+
+#: Field sizes read by the source stage only for ``sources.kind: simulation`` (the cutout side,
+#: :func:`xclusters.sources.refine.cutout_side_kpc`); analytic sources do not depend on them.
+_SIMULATION_SOURCE_KEYS = ("instruments.erosita.field_pixels", "instruments.ideal.image_pixels")
 
 #: Input files whose content matters, per stage: dotted config keys holding a path.
 _STAGE_FILES: dict[str, tuple[str, ...]] = {
@@ -231,7 +234,10 @@ def build_stages(config: Mapping[str, Any]) -> dict[str, StageSettings]:
         names = ([(template.format(inst=i), i) for i in insts] if "{inst}" in template
                  else [(template, None)])
         for name, inst in names:
-            sel = _select(config, [k.format(inst=inst) for k in keys])
+            read = [k.format(inst=inst) for k in keys]
+            if template == "source" and _get(config, "sources.kind") == "simulation":
+                read += _SIMULATION_SOURCE_KEYS
+            sel = _select(config, read)
             for fkey in _STAGE_FILES.get(template, ()):
                 fkey = fkey.format(inst=inst)
                 path = _get(config, fkey)
