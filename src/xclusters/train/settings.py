@@ -2,7 +2,8 @@
 
 The config loader (:func:`xclusters.config.load_config`) merges config/config.yaml under every
 user config and validates it against workflow/schemas/config.schema.yaml, so a validated
-config holds every ``train`` key. These classes read those keys exactly -- there are no
+config holds every ``train`` key. These classes read those keys exactly (the generic reader
+of :mod:`xclusters.settings`) -- there are no
 defaults here -- and raise :class:`MissingTrainSetting` naming the dotted key
 (``train.superobs.patience``) when one is absent, so a default can never disagree with the
 schema or config/config.yaml.
@@ -15,8 +16,10 @@ schema or config/config.yaml.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Mapping
+
+from ..settings import MissingSetting, Settings
 
 __all__ = ["MissingTrainSetting", "SuperobsTrainSettings", "MassTrainSettings",
            "train_section"]
@@ -24,11 +27,8 @@ __all__ = ["MissingTrainSetting", "SuperobsTrainSettings", "MassTrainSettings",
 log = logging.getLogger("xclusters.train")
 
 
-class MissingTrainSetting(KeyError):
-    """A ``train`` config key is absent; the message names the dotted key."""
-
-    def __str__(self) -> str:  # KeyError would print the message quoted
-        return str(self.args[0]) if self.args else ""
+#: the one missing-key error of :mod:`xclusters.settings` (a KeyError naming the dotted key)
+MissingTrainSetting = MissingSetting
 
 
 def train_section(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -49,34 +49,12 @@ def train_section(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
     return cfg
 
 
-def _require(section: Mapping[str, Any], key: str, where: str) -> Any:
-    """``section[key]``, or :class:`MissingTrainSetting` naming ``<where>.<key>``."""
-    if not isinstance(section, Mapping):
-        raise TypeError(f"{where}: expected a mapping of keys, got {type(section).__name__}")
-    if key not in section:
-        raise MissingTrainSetting(
-            f"{where}.{key} is missing from the config. Load the config with "
-            "xclusters.config.load_config (it merges config/config.yaml under the user config "
-            "and validates it), or pass every key of workflow/schemas/config.schema.yaml.")
-    return section[key]
-
-
-def _bool(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{key} = {value!r}: expected true or false")
-    return value
-
-
-def _shared(tcfg: Mapping[str, Any]) -> dict:
-    """The ``train`` keys both stages read."""
-    return {"epoch_definition": str(_require(tcfg, "epoch_definition", "train")),
-            "mixed_precision": _bool(_require(tcfg, "mixed_precision", "train"),
-                                     "train.mixed_precision"),
-            "strategy": str(_require(tcfg, "strategy", "train"))}
+#: the keys both trainings share, read from ``train`` itself (not ``train.<model>``)
+_SHARED = {"metadata": {"section": "train"}}
 
 
 @dataclass(frozen=True)
-class SuperobsTrainSettings:
+class SuperobsTrainSettings(Settings):
     """Settings of the super-observation CNN training (paper 000 section 2.3).
 
     Attributes
@@ -113,39 +91,12 @@ class SuperobsTrainSettings:
     asymmetry_weight: float
     smoothness_weight: float
     negative_weight: float
-    epoch_definition: str
-    mixed_precision: bool
-    strategy: str
+    epoch_definition: Literal["paper", "pass"] = field(**_SHARED)
+    mixed_precision: bool = field(**_SHARED)
+    strategy: Literal["default", "mirrored"] = field(**_SHARED)
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "SuperobsTrainSettings":
-        """Read ``train.superobs`` and the shared ``train`` keys, exactly.
+    SECTION: ClassVar[str] = "train.superobs"
 
-        Parameters
-        ----------
-        config : mapping
-            A validated config or its ``train`` section.
-
-        Raises
-        ------
-        MissingTrainSetting
-            A key is absent (the message names it, e.g. ``train.superobs.patience``).
-        """
-        if isinstance(config, cls):
-            return config
-        tcfg = train_section(config)
-        s = _require(tcfg, "superobs", "train")
-        w = "train.superobs"
-        return cls(epochs=int(_require(s, "epochs", w)),
-                   batch_size=int(_require(s, "batch_size", w)),
-                   learning_rate=float(_require(s, "learning_rate", w)),
-                   patience=int(_require(s, "patience", w)),
-                   mae_weight=float(_require(s, "mae_weight", w)),
-                   concentration_weight=float(_require(s, "concentration_weight", w)),
-                   asymmetry_weight=float(_require(s, "asymmetry_weight", w)),
-                   smoothness_weight=float(_require(s, "smoothness_weight", w)),
-                   negative_weight=float(_require(s, "negative_weight", w)),
-                   **_shared(tcfg))
 
     def loss_weights(self) -> dict[str, float]:
         """Keyword arguments of :class:`xclusters.models.morphology.SuperobsLoss`."""
@@ -155,7 +106,7 @@ class SuperobsTrainSettings:
 
 
 @dataclass(frozen=True)
-class MassTrainSettings:
+class MassTrainSettings(Settings):
     """Settings of the mass CNN training (paper 004 section 2.2).
 
     Attributes
@@ -184,36 +135,11 @@ class MassTrainSettings:
     batch_size: int
     learning_rate: float
     folds: tuple[int, ...]
-    input_scaling: str
+    input_scaling: Literal["log1p", "log1p_standardized", "none"]
     redshift_input: bool
-    epoch_definition: str
-    mixed_precision: bool
-    strategy: str
+    epoch_definition: Literal["paper", "pass"] = field(**_SHARED)
+    mixed_precision: bool = field(**_SHARED)
+    strategy: Literal["default", "mirrored"] = field(**_SHARED)
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "MassTrainSettings":
-        """Read ``train.mass`` and the shared ``train`` keys, exactly.
+    SECTION: ClassVar[str] = "train.mass"
 
-        Parameters
-        ----------
-        config : mapping
-            A validated config or its ``train`` section.
-
-        Raises
-        ------
-        MissingTrainSetting
-            A key is absent (the message names it, e.g. ``train.mass.max_epochs``).
-        """
-        if isinstance(config, cls):
-            return config
-        tcfg = train_section(config)
-        m = _require(tcfg, "mass", "train")
-        w = "train.mass"
-        return cls(max_epochs=int(_require(m, "max_epochs", w)),
-                   batch_size=int(_require(m, "batch_size", w)),
-                   learning_rate=float(_require(m, "learning_rate", w)),
-                   folds=tuple(int(f) for f in _require(m, "folds", w)),
-                   input_scaling=str(_require(m, "input_scaling", w)),
-                   redshift_input=_bool(_require(m, "redshift_input", w),
-                                        "train.mass.redshift_input"),
-                   **_shared(tcfg))
