@@ -1,6 +1,7 @@
 """Catalogue readers, bad-row rules, sampling (xclusters.catalogs) and safe ids (paths)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from xclusters.catalogs import (COLUMNS, CatalogError, bin_quotas, draw_sample, 
 from xclusters.catalogs.schema import schema_file
 from xclusters.paths import safe_id
 
+from _xc_settings import catalog_settings
 from _xc_sim_halo_files import GADGET_UNIT_MASS_G, write_gadget_fof, write_rockstar
 
 SAMPLE_CFG = dict(n_clusters=20, log_m500c_min=13.7, log_m500c_max=15.0, z_min=0.03,
@@ -25,7 +27,7 @@ SAMPLE_CFG = dict(n_clusters=20, log_m500c_min=13.7, log_m500c_max=15.0, z_min=0
 
 @pytest.fixture(scope="module")
 def lightcone():
-    return load_catalog({"source": "soxs_lightcone", "on_bad_row": "drop"})
+    return load_catalog(catalog_settings(source="soxs_lightcone", on_bad_row="drop"))
 
 
 def _user_table(n=50, seed=0) -> Table:
@@ -65,7 +67,7 @@ def test_user_table_formats(tmp_path, suffix):
     t = _user_table()
     path = tmp_path / f"halos{suffix}"
     t.write(path, overwrite=True)
-    out = load_catalog({"source": "table", "path": str(path), "on_bad_row": "error"})
+    out = load_catalog(catalog_settings(source="table", path=str(path), on_bad_row="error"))
     assert len(out) == len(t)
     np.testing.assert_allclose(out["m500c"], t["m500c"].value, rtol=1e-10)
     assert np.all(out["r500c"] > 0) and np.all(np.isnan(out["x_c"]))
@@ -78,7 +80,7 @@ def test_user_table_converts_compatible_units(tmp_path):
     t["r500c"] = np.full(5, 1.0) * u.Mpc
     path = tmp_path / "halos.ecsv"
     t.write(path)
-    out = load_catalog({"source": "table", "path": str(path)})
+    out = load_catalog(catalog_settings(source="table", path=str(path)))
     np.testing.assert_allclose(out["m500c"], _user_table(5)["m500c"].value, rtol=1e-6)
     np.testing.assert_allclose(out["r500c"], 1000.0)
 
@@ -89,7 +91,7 @@ def test_missing_columns_always_error(tmp_path):
     path = tmp_path / "halos.ecsv"
     t.write(path)
     with pytest.raises(CatalogError) as err:
-        load_catalog({"source": "table", "path": str(path), "on_bad_row": "drop"})
+        load_catalog(catalog_settings(source="table", path=str(path), on_bad_row="drop"))
     msg = str(err.value)
     assert "redshift" in msg and "catalog_table.schema.yaml" in msg and str(path) in msg
 
@@ -100,7 +102,7 @@ def test_wrong_unit_names_column_unit_and_expected(tmp_path):
     path = tmp_path / "halos.ecsv"
     t.write(path)
     with pytest.raises(CatalogError, match=r"'m500c'.*'kpc'.*solMass"):
-        load_catalog({"source": "table", "path": str(path)})
+        load_catalog(catalog_settings(source="table", path=str(path)))
 
 
 @pytest.mark.parametrize("unit,pattern", [("Msun/h", r"'m500c'.*solMass / h.*little-h"),
@@ -111,7 +113,7 @@ def test_unknown_unit_is_an_error(tmp_path, unit, pattern):
     text = path.read_text().replace("name: m500c, unit: solMass", f"name: m500c, unit: {unit}")
     path.write_text(text)
     with pytest.raises(CatalogError, match=pattern):
-        load_catalog({"source": "table", "path": str(path)})
+        load_catalog(catalog_settings(source="table", path=str(path)))
 
 
 def _bad_table(tmp_path) -> Path:
@@ -128,7 +130,7 @@ def _bad_table(tmp_path) -> Path:
 def test_bad_rows_dropped_with_logged_reason(tmp_path, caplog):
     path = _bad_table(tmp_path)
     with caplog.at_level(logging.WARNING, logger="xclusters.catalogs"):
-        out = load_catalog({"source": "table", "path": str(path), "on_bad_row": "drop"})
+        out = load_catalog(catalog_settings(source="table", path=str(path), on_bad_row="drop"))
     assert len(out) == 6
     assert sorted(set(out["halo_id"])) == sorted(out["halo_id"])
     text = caplog.text
@@ -147,7 +149,7 @@ def test_bad_rows_error_names_file_column_row(tmp_path, column, value, pattern):
     path = tmp_path / "bad.ecsv"
     t.write(path)
     with pytest.raises(CatalogError, match=pattern) as err:
-        load_catalog({"source": "table", "path": str(path), "on_bad_row": "error"})
+        load_catalog(catalog_settings(source="table", path=str(path), on_bad_row="error"))
     assert str(path) in str(err.value) and "Fix" in str(err.value)
 
 
@@ -176,11 +178,11 @@ def test_halos_outside_snapshot_box(tmp_path):
     t["z_c"] = [100.0, 5000.0, 500.0, -5.0] * u.kpc
     path = tmp_path / "halos.ecsv"
     t.write(path)
-    cfg = {"source": "table", "path": str(path), "snapshot": str(snap), "on_bad_row": "drop"}
+    cfg = catalog_settings(source="table", path=str(path), snapshot=str(snap), on_bad_row="drop")
     out = load_catalog(cfg)
     assert list(out["halo_id"]) == [100, 101]
     with pytest.raises(CatalogError, match=r"outside the snapshot box.*row 2"):
-        load_catalog(dict(cfg, on_bad_row="error"))
+        load_catalog(dataclasses.replace(cfg, on_bad_row="error"))
 
 
 def test_schema_file_matches_columns():
@@ -219,7 +221,7 @@ def _write_yt_halo_catalog(path: Path, n: int = 30) -> None:
 def test_yt_halo_catalog(tmp_path):
     path = tmp_path / "halos.0.h5"
     _write_yt_halo_catalog(path)
-    out = load_catalog({"source": "yt", "path": str(path), "on_bad_row": "error"})
+    out = load_catalog(catalog_settings(source="yt", path=str(path), on_bad_row="error"))
     assert len(out) == 30 and out["halo_id"].min() == 7
     assert 13.5 <= np.log10(out["m500c"]).min() and np.log10(out["m500c"]).max() <= 15.0
     # positions in comoving kpc/h inside the 50 Mpc/h box
@@ -239,7 +241,7 @@ def test_gadget_fof_subfind_catalog(tmp_path, caplog, with_units):
     # or yt's default 1e10 Msun/h
     mass_unit = GADGET_UNIT_MASS_G / u.Msun.to(u.g) if with_units else 1e10
     with caplog.at_level(logging.WARNING, logger="xclusters.catalogs"):
-        out = load_catalog({"source": "yt", "path": str(path), "on_bad_row": "error"})
+        out = load_catalog(catalog_settings(source="yt", path=str(path), on_bad_row="error"))
     assert ("yt assumes comoving Mpc/h" in caplog.text) is (not with_units)
     assert len(out) == 5 and list(out["halo_id"]) == list(truth.ids)  # group numbers
     np.testing.assert_allclose(out["redshift"], z, rtol=1e-12)
@@ -262,12 +264,12 @@ def test_gadget_fof_subfind_catalog(tmp_path, caplog, with_units):
 def test_gadget_fof_mass_field_and_bad_field(tmp_path):
     path = tmp_path / "fof_subhalo_tab_000.0.hdf5"
     truth = write_gadget_fof(path)
-    out = load_catalog({"source": "yt", "path": str(path), "mass_field": "Group_M_Crit200"})
+    out = load_catalog(catalog_settings(source="yt", path=str(path), mass_field="Group_M_Crit200"))
     mass_unit = GADGET_UNIT_MASS_G / u.Msun.to(u.g)
     np.testing.assert_allclose(out["m500c"], 1.4 * truth.m500c_code * mass_unit / truth.hubble,
                                rtol=1e-5)
     with pytest.raises(CatalogError, match=r"catalog.mass_field 'M_bogus'.*Group_M_Crit500"):
-        load_catalog({"source": "yt", "path": str(path), "mass_field": "M_bogus"})
+        load_catalog(catalog_settings(source="yt", path=str(path), mass_field="M_bogus"))
 
 
 def test_gadget4_subfind_names_give_catalog_error(tmp_path):
@@ -279,15 +281,15 @@ def test_gadget4_subfind_names_give_catalog_error(tmp_path):
             f["Header"].attrs[f"Nsubhalos_{k}"] = f["Header"].attrs[f"Nsubgroups_{k}"]
             del f["Header"].attrs[f"Nsubgroups_{k}"]
     with pytest.raises(CatalogError, match=r"yt cannot load.*Nsubhalos_"):
-        load_catalog({"source": "yt", "path": str(path)})
+        load_catalog(catalog_settings(source="yt", path=str(path)))
 
 
 def test_rockstar_catalog_alt_mass(tmp_path):
     path = tmp_path / "halos_0.0.bin"
     truth = write_rockstar(path)
     h, z = truth.hubble, truth.redshift
-    out = load_catalog({"source": "yt", "path": str(path), "mass_field": "alt_m3",
-                        "on_bad_row": "error"})
+    out = load_catalog(catalog_settings(source="yt", path=str(path), mass_field="alt_m3",
+                        on_bad_row="error"))
     assert list(out["halo_id"]) == list(truth.ids)
     np.testing.assert_allclose(out["redshift"], z, rtol=1e-6)  # from the float32 scale factor
     np.testing.assert_allclose(out["m500c"], truth.m500c_code / h, rtol=1e-6)  # Msun/h -> Msun
@@ -305,7 +307,7 @@ def test_rockstar_without_mass_field_names_alt_masses(tmp_path):
     path = tmp_path / "halos_0.0.bin"
     write_rockstar(path)
     with pytest.raises(CatalogError) as err:
-        load_catalog({"source": "yt", "path": str(path)})
+        load_catalog(catalog_settings(source="yt", path=str(path)))
     msg = str(err.value)
     assert "no M500c field" in msg and "catalog.mass_field" in msg
     assert "alt_m3 = M500c" in msg and "particle_mass" in msg and str(path) in msg

@@ -244,6 +244,7 @@ def test_checked_id_refuses_hand_edited_ids(tmp_path, value):
 
 def test_user_table_ids_are_integers_and_sample_ids_safe(tmp_path):
     """Path-like halo ids are refused by the table reader; integer ids become h%08d."""
+    from _xc_settings import catalog_settings
     from xclusters.catalogs import CatalogError, draw_sample, load_catalog
     from xclusters.paths import checked_id
 
@@ -253,12 +254,13 @@ def test_user_table_ids_are_integers_and_sample_ids_safe(tmp_path):
     t["redshift"] = np.full(5, 0.1)
     t.write(tmp_path / "ids.ecsv")
     with pytest.raises(CatalogError, match=r"ids\.ecsv: column 'halo_id' has type .*integers"):
-        load_catalog({"source": "table", "path": str(tmp_path / "ids.ecsv")})
+        load_catalog(catalog_settings(source="table", path=str(tmp_path / "ids.ecsv")))
     t["halo_id"] = [-7, 0, 1, 2**40, 2**62]
     t.write(tmp_path / "ints.ecsv")
-    cat = load_catalog({"source": "table", "path": str(tmp_path / "ints.ecsv")})
+    cat = load_catalog(catalog_settings(source="table", path=str(tmp_path / "ints.ecsv")))
     sample = draw_sample(cat, dict(n_clusters=5, log_m500c_min=14.0, log_m500c_max=15.0,
-                                   z_min=0.05, z_max=0.3), seed=1)
+                                   z_min=0.05, z_max=0.3, uniform_in_logm_z=True,
+                                   n_mass_bins=5, n_z_bins=4), seed=1)
     assert sorted(sample["cluster_id"]) == sorted(
         ["hm00000007", "h00000000", "h00000001", f"h{2**40:08d}", f"h{2**62:08d}"])
     assert all(checked_id(c) == c for c in sample["cluster_id"])

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 from astropy.table import Table
 
+from ..settings import CatalogSettings
 from .schema import CatalogError, check_columns, clean_rows, finalize_table
 
 __all__ = ["load_catalog", "snapshot_box"]
@@ -27,14 +28,15 @@ def snapshot_box(snapshot: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return (ds.domain_left_edge.to("kpccm/h").d, ds.domain_right_edge.to("kpccm/h").d)
 
 
-def load_catalog(catalog_cfg: Mapping[str, Any]) -> Table:
+def load_catalog(catalog_cfg: CatalogSettings | Mapping[str, Any]) -> Table:
     """Load the halo catalogue named by the ``catalog:`` config block.
 
     Parameters
     ----------
-    catalog_cfg : mapping
-        ``source`` (``soxs_lightcone`` | ``table`` | ``yt``), ``path``, ``snapshot``,
-        ``on_bad_row`` (``drop`` | ``error``); optional ``mass_field`` for ``yt``.
+    catalog_cfg : CatalogSettings or mapping
+        :class:`xclusters.settings.CatalogSettings` (or a validated config / its ``catalog``
+        section): ``source`` (``soxs_lightcone`` | ``table`` | ``yt``), ``path``,
+        ``snapshot``, ``on_bad_row`` (``drop`` | ``error``), ``mass_field`` (``yt``).
 
     Returns
     -------
@@ -43,10 +45,9 @@ def load_catalog(catalog_cfg: Mapping[str, Any]) -> Table:
         ``ra``, ``dec`` [deg], ``x_c``, ``y_c``, ``z_c`` [comoving kpc/h; NaN for a light
         cone], ``source``; bad rows dropped (logged) or reported as a :class:`CatalogError`.
     """
-    kind = catalog_cfg.get("source", "soxs_lightcone")
-    on_bad = catalog_cfg.get("on_bad_row", "drop")
-    path = catalog_cfg.get("path")
-    snapshot = catalog_cfg.get("snapshot")
+    settings = CatalogSettings.from_config(catalog_cfg)
+    kind, on_bad = settings.source, settings.on_bad_row
+    path, snapshot = settings.path, settings.snapshot
     if kind == "soxs_lightcone":
         from .soxs_lightcone import read_soxs_lightcone
 
@@ -64,7 +65,7 @@ def load_catalog(catalog_cfg: Mapping[str, Any]) -> Table:
                                "can load)")
         from .yt_halos import read_yt_halo_catalog
 
-        res = read_yt_halo_catalog(path, catalog_cfg.get("mass_field"))
+        res = read_yt_halo_catalog(path, settings.mass_field)
     else:
         raise CatalogError(f"catalog.source = {kind!r}; use soxs_lightcone, table or yt")
     box = None

@@ -28,6 +28,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from ..io import atomic_path
+from ..settings import SourcesSettings
 from .schema import COLUMNS, CatalogError
 
 __all__ = ["NEIGHBOUR_COLUMNS", "find_neighbours", "field_radius_arcmin", "catalog_cosmology",
@@ -215,12 +216,13 @@ def neighbours_for_sample(catalog: Table, sample: Table, config: Mapping[str, An
     a warning.
     """
     src = config["sources"]
-    if not src.get("include_neighbours", False):
+    settings = SourcesSettings.from_config(config)
+    if not settings.include_neighbours:
         return _empty_table({"neighbours": "disabled (sources.include_neighbours: false)"})
-    if src.get("kind", "analytic") != "analytic":
+    if settings.kind != "analytic":
         log.info("neighbours: sources.kind = %s; a cutout holds its neighbours' gas itself, so "
-                 "no light-cone neighbours are added", src.get("kind"))
-        return _empty_table({"neighbours": f"not added for sources.kind = {src.get('kind')}"})
+                 "no light-cone neighbours are added", settings.kind)
+        return _empty_table({"neighbours": f"not added for sources.kind = {settings.kind}"})
     if not np.any(np.isfinite(np.asarray(catalog["ra"], dtype=float))
                   & np.isfinite(np.asarray(catalog["dec"], dtype=float))):
         log.warning("neighbours: the halo catalogue has no sky positions (ra, dec), so no "
@@ -230,11 +232,11 @@ def neighbours_for_sample(catalog: Table, sample: Table, config: Mapping[str, An
     return find_neighbours(
         catalog, sample,
         field_radius_arcmin=field_radius_arcmin(config["instruments"]),
-        los_depth_mpc=float(src["neighbour_los_depth_mpc"]),
-        log_m500c_min=float(src["neighbour_log_m500c_min"]),
-        box_r500c=float(src["box_r500c"]),
+        los_depth_mpc=settings.neighbour_los_depth_mpc,
+        log_m500c_min=settings.neighbour_log_m500c_min,
+        box_r500c=settings.box_r500c,
         cosmology=catalog_cosmology(catalog, src),
-        max_per_cluster=int(src["neighbour_max_number"]))
+        max_per_cluster=settings.neighbour_max_number)
 
 
 def write_neighbours(table: Table, path: str | Path) -> Path:

@@ -12,6 +12,7 @@ from ..io import atomic_path
 from ..paths import safe_id
 from ..provenance import provenance_record
 from ..seeds import int_seed_for, rng_for
+from ..settings import SampleSettings
 from .schema import CatalogError
 
 __all__ = ["draw_sample", "write_sample", "read_sample", "bin_quotas", "DEFAULT_SKY_DEG"]
@@ -57,7 +58,7 @@ def bin_quotas(counts: np.ndarray, n_total: int) -> np.ndarray:
     return quota
 
 
-def draw_sample(table: Table, sample_cfg: Mapping[str, Any], seed: int) -> Table:
+def draw_sample(table: Table, sample_cfg: SampleSettings | Mapping[str, Any], seed: int) -> Table:
     """Select halos by mass and redshift and subsample them roughly uniformly in (log M, z).
 
     Paper 000 sec. 2.1: "To avoid biasing our model towards the more plentiful low mass, low
@@ -71,9 +72,10 @@ def draw_sample(table: Table, sample_cfg: Mapping[str, Any], seed: int) -> Table
     ----------
     table : astropy.table.Table
         Output of :func:`xclusters.catalogs.load_catalog`.
-    sample_cfg : mapping
-        ``n_clusters``, ``log_m500c_min``, ``log_m500c_max``, ``z_min``, ``z_max``,
-        ``uniform_in_logm_z``, ``n_mass_bins``, ``n_z_bins``.
+    sample_cfg : SampleSettings or mapping
+        :class:`xclusters.settings.SampleSettings` (or a validated config / its ``sample``
+        section): ``n_clusters``, ``log_m500c_min``, ``log_m500c_max``, ``z_min``,
+        ``z_max``, ``uniform_in_logm_z``, ``n_mass_bins``, ``n_z_bins``.
     seed : int
         The run seed.
 
@@ -83,9 +85,10 @@ def draw_sample(table: Table, sample_cfg: Mapping[str, Any], seed: int) -> Table
         Selected rows sorted by ``halo_id`` with added ``cluster_id`` (``safe_id``) and
         ``seed`` (``int_seed_for(seed, halo_id, "cluster")``) columns.
     """
-    lm_lo, lm_hi = float(sample_cfg["log_m500c_min"]), float(sample_cfg["log_m500c_max"])
-    z_lo, z_hi = float(sample_cfg["z_min"]), float(sample_cfg["z_max"])
-    n_want = int(sample_cfg.get("n_clusters") or len(table))
+    settings = SampleSettings.from_config(sample_cfg)
+    lm_lo, lm_hi = settings.log_m500c_min, settings.log_m500c_max
+    z_lo, z_hi = settings.z_min, settings.z_max
+    n_want = settings.n_clusters
     if lm_hi <= lm_lo or z_hi <= z_lo:
         raise CatalogError(f"sample: empty ranges log_m500c {lm_lo}..{lm_hi}, z {z_lo}..{z_hi};"
                            " the maximum must exceed the minimum")
@@ -106,8 +109,8 @@ def draw_sample(table: Table, sample_cfg: Mapping[str, Any], seed: int) -> Table
             log.warning("sample: %d clusters requested, only %d halos in range; taking all",
                         n_want, idx.size)
         chosen = idx
-    elif sample_cfg.get("uniform_in_logm_z", True):
-        nm, nz = int(sample_cfg.get("n_mass_bins", 5)), int(sample_cfg.get("n_z_bins", 4))
+    elif settings.uniform_in_logm_z:
+        nm, nz = settings.n_mass_bins, settings.n_z_bins
         mb = np.clip(((logm[idx] - lm_lo) / (lm_hi - lm_lo) * nm).astype(int), 0, nm - 1)
         zb = np.clip(((z[idx] - z_lo) / (z_hi - z_lo) * nz).astype(int), 0, nz - 1)
         b = mb * nz + zb
