@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from xclusters.config import load_config
-from xclusters.settings import CatalogSettings
+from xclusters.settings import CatalogSettings, EmissionSettings
 
 
 @lru_cache(maxsize=1)
@@ -22,3 +22,8 @@ def default_settings(cls: type, **changes: Any) -> Any:
 def catalog_settings(**changes: Any) -> CatalogSettings:
     """:class:`CatalogSettings` of the defaults with ``changes`` (e.g. ``source="table"``)."""
     return default_settings(CatalogSettings, **changes)
+
+
+def emission_settings(**changes: Any) -> EmissionSettings:
+    """:class:`EmissionSettings` of the defaults with ``changes`` (e.g. ``model="apec"``)."""
+    return default_settings(EmissionSettings, **changes)

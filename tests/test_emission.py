@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _xc_settings import emission_settings
 from xclusters.emission import (
     MODEL_NAMES,
     ApecTableSpectrum,
@@ -119,33 +121,33 @@ def test_brems_vs_apec_band_ratios(kT, capsys):
 def test_make_source_model_explicit_and_auto(tmp_path, monkeypatch):
     """Explicit models build; auto records its choice; unavailable models raise clearly."""
     monkeypatch.chdir(tmp_path)
-    cfg = {"model": "bremsstrahlung", "emin_keV": 0.1, "emax_keV": 10.0, "nbins": 100,
-           "allow_download": False}
+    cfg = emission_settings(model="bremsstrahlung", emin_keV=0.1, emax_keV=10.0, nbins=100,
+                            allow_download=False, apec_table_path=None)
     model, name, prov = make_source_model(cfg, kT_min_keV=0.5, kT_max_keV=10.0)
     assert name == "bremsstrahlung" and prov["emission_model"] == "bremsstrahlung"
     assert model.nbins == 100
-    model, name, prov = make_source_model({**cfg, "model": "auto"}, kT_min_keV=0.5,
+    model, name, prov = make_source_model(replace(cfg, model="auto"), kT_min_keV=0.5,
                                           kT_max_keV=10.0)
     assert name in MODEL_NAMES and prov["emission_requested"] == "auto"
     apec_ok = locate_atomdb(cfg)[0]
     if not apec_ok:
         assert "apec" in prov["emission_auto_skipped"]
         with pytest.raises(EmissionModelUnavailable, match="apec"):
-            make_source_model({**cfg, "model": "apec"}, kT_min_keV=0.5, kT_max_keV=10.0)
+            make_source_model(replace(cfg, model="apec"), kT_min_keV=0.5, kT_max_keV=10.0)
     with pytest.raises(FileNotFoundError, match="emission.apec_table_path"):
-        make_source_model({**cfg, "model": "apec_table", "apec_table_path": "nope.h5"},
+        make_source_model(replace(cfg, model="apec_table", apec_table_path="nope.h5"),
                           kT_min_keV=0.5, kT_max_keV=10.0)
     with pytest.raises(ValueError, match="emission.model"):
-        make_source_model({**cfg, "model": "mekal"}, kT_min_keV=0.5, kT_max_keV=10.0)
+        make_source_model(replace(cfg, model="mekal"), kT_min_keV=0.5, kT_max_keV=10.0)
 
 
 @needs_table
 def test_auto_prefers_apec_table_over_brems(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = {"model": "auto", "apec_table_path": str(APEC_TABLE), "allow_download": False}
+    cfg = emission_settings(model="auto", apec_table_path=str(APEC_TABLE), allow_download=False)
     _, name, prov = make_source_model(cfg, kT_min_keV=0.5, kT_max_keV=10.0)
     if not locate_atomdb(cfg)[0]:
         assert name == "apec_table"
         assert len(prov["emission_data_sha256"]) == 64
     with pytest.raises(ValueError, match="covers kT"):
-        make_source_model({**cfg, "model": "apec_table"}, kT_min_keV=0.5, kT_max_keV=100.0)
+        make_source_model(replace(cfg, model="apec_table"), kT_min_keV=0.5, kT_max_keV=100.0)

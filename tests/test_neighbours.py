@@ -7,6 +7,7 @@ import pytest
 from astropy.cosmology import FlatLambdaCDM, z_at_value
 from astropy.table import Table
 
+from _xc_settings import emission_settings
 from xclusters.catalogs.neighbours import (
     NEIGHBOUR_COLUMNS,
     field_radius_arcmin,
@@ -140,8 +141,8 @@ def test_neighbour_lands_at_its_sky_position(tmp_path, repo_root):
 
     src_cfg = load_config(repo_root / "config" / "test.yaml")["sources"]
     src_cfg = dict(src_cfg, grid_cells=12, subsample=1, include_agn=False)
-    emis = {"model": "bremsstrahlung", "emin_keV": 0.5, "emax_keV": 7.0, "nbins": 50,
-            "nh_1e22": 0.0, "allow_download": False, "apec_table_path": None}
+    emis = emission_settings(model="bremsstrahlung", emin_keV=0.5, emax_keV=7.0, nbins=50,
+                             nh_1e22=0.0, allow_download=False, apec_table_path=None)
     lists = {}
     for hid, m, z in ((1, 3e14, 0.1), (2, 5e13, 0.105)):
         s = build_analytic_source({"halo_id": hid, "m500c": m, "redshift": z}, src_cfg, seed=5)

@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _xc_settings import emission_settings
 
 yt = pytest.importorskip("yt")
 pyxsim = pytest.importorskip("pyxsim")
@@ -63,9 +64,9 @@ def beta_grid(n=N, rho0=3e-26, seed=0, velocities=False):
 
 
 def cfg_for(model):
-    return {"model": model, "emin_keV": BAND[0], "emax_keV": BAND[1], "nbins": 300,
-            "apec_table_path": str(APEC_TABLE) if model == "apec_table" else None,
-            "allow_download": False, "nh_1e22": 0.04}
+    return emission_settings(model=model, emin_keV=BAND[0], emax_keV=BAND[1], nbins=300,
+                             apec_table_path=str(APEC_TABLE) if model == "apec_table" else None,
+                             allow_download=False, nh_1e22=0.04)
 
 
 def _cells(ds):

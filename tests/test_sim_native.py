@@ -181,10 +181,11 @@ def test_particle_source_file_roundtrip(native_source):
 @pytest.mark.parametrize("fmt,sigma_over_h", [("gadget_hdf5", 0.27386),
                                               ("arepo", 0.44721)])
 def test_particle_photons_in_chunks(native_source, tmp_path, fmt, sigma_over_h):
+    from _xc_settings import emission_settings
     from xclusters.observe.photons import make_photon_list, project_to_simput
 
     path, src = native_source[fmt]
-    emission = {"model": "bremsstrahlung", "emin_keV": 0.1, "emax_keV": 10.0, "nbins": 200}
+    emission = emission_settings(model="bremsstrahlung", emin_keV=0.1, emax_keV=10.0, nbins=200)
     kw = dict(emission_cfg=emission, area_cm2=500.0, exposure_s=2e5, seed=4,
               cluster_id="h00000007")
     one = make_photon_list(path, tmp_path / "one.h5", chunk_particles=10**7, **kw)

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..settings import EmissionSettings
 from .apec_table import _server_reachable
 
 __all__ = ["atomdb_file_names", "locate_atomdb", "SOXS_DATA_URL"]
@@ -39,14 +40,15 @@ def atomdb_file_names(version: str | None = None) -> tuple[str, str, str]:
     return vers, f"apec_v{vers}_coco.fits", f"apec_v{vers}_line.fits"
 
 
-def locate_atomdb(emission_cfg: Mapping[str, Any]) -> tuple[bool, str | None, str, str]:
+def locate_atomdb(emission_cfg: EmissionSettings | Mapping[str, Any]
+                  ) -> tuple[bool, str | None, str, str]:
     """Decide whether pyXSIM's APEC model can run without hanging.
 
     Parameters
     ----------
-    emission_cfg : mapping
-        ``emission`` config section (optional keys ``apec_root``, ``apec_version``,
-        ``allow_download``).
+    emission_cfg : EmissionSettings or mapping
+        :class:`xclusters.settings.EmissionSettings` (or a validated config / its
+        ``emission`` section): ``apec_root``, ``apec_version``, ``allow_download``.
 
     Returns
     -------
@@ -63,8 +65,9 @@ def locate_atomdb(emission_cfg: Mapping[str, Any]) -> tuple[bool, str | None, st
     FileNotFoundError
         When ``emission.apec_root`` is set but lacks the files.
     """
-    vers, coco, line = atomdb_file_names(emission_cfg.get("apec_version"))
-    root = emission_cfg.get("apec_root")
+    settings = EmissionSettings.from_config(emission_cfg)
+    vers, coco, line = atomdb_file_names(settings.apec_version)
+    root = settings.apec_root
     if root:
         r = Path(str(root)).expanduser()
         missing = [n for n in (coco, line) if not (r / n).is_file()]
@@ -76,7 +79,7 @@ def locate_atomdb(emission_cfg: Mapping[str, Any]) -> tuple[bool, str | None, st
     for d in (Path.cwd(), Path(_soxs_cfg_get("soxs_data_dir")).expanduser()):
         if (d / coco).is_file() and (d / line).is_file():
             return True, str(d), vers, f"AtomDB APEC v{vers} tables in {d}"
-    if not emission_cfg.get("allow_download", True):
+    if not settings.allow_download:
         return False, None, vers, "AtomDB tables not found and emission.allow_download is false"
     if not _server_reachable(SOXS_DATA_URL):
         return False, None, vers, (f"AtomDB tables {coco}, {line} not found locally and "

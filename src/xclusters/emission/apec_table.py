@@ -27,6 +27,7 @@ import numpy as np
 from astropy import constants as const
 from astropy import units as u
 
+from ..settings import EmissionSettings
 from .tabulated import TabulatedThermalSpectrum
 
 __all__ = ["APEC_TABLE_NAME", "APEC_TABLE_URL", "ApecTableSpectrum", "locate_apec_table",
@@ -76,13 +77,15 @@ def _download(url: str, dest: Path, timeout_s: float = 60.0) -> Path:
     return dest
 
 
-def locate_apec_table(emission_cfg: Mapping[str, Any]) -> tuple[Path | None, str]:
+def locate_apec_table(emission_cfg: EmissionSettings | Mapping[str, Any]
+                      ) -> tuple[Path | None, str]:
     """Find (or fetch) yt's APEC emissivity table.
 
     Parameters
     ----------
-    emission_cfg : mapping
-        The ``emission`` config section (keys ``apec_table_path``, optional ``allow_download``).
+    emission_cfg : EmissionSettings or mapping
+        :class:`xclusters.settings.EmissionSettings` (or a validated config / its
+        ``emission`` section): ``apec_table_path``, ``allow_download``.
 
     Returns
     -------
@@ -96,7 +99,8 @@ def locate_apec_table(emission_cfg: Mapping[str, Any]) -> tuple[Path | None, str
     FileNotFoundError
         When ``emission.apec_table_path`` is set but does not exist.
     """
-    explicit = emission_cfg.get("apec_table_path")
+    settings = EmissionSettings.from_config(emission_cfg)
+    explicit = settings.apec_table_path
     if explicit:
         p = Path(str(explicit)).expanduser()
         if not p.is_file():
@@ -109,7 +113,7 @@ def locate_apec_table(emission_cfg: Mapping[str, Any]) -> tuple[Path | None, str
     for cand in candidates:
         if cand.is_file():
             return cand, f"found at {cand}"
-    if not emission_cfg.get("allow_download", True):
+    if not settings.allow_download:
         return None, "not found and emission.allow_download is false"
     if not _server_reachable(APEC_TABLE_URL):
         return None, f"not found locally and {APEC_TABLE_URL} is unreachable (offline?)"

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from pyxsim.source_models.thermal_sources.base import ThermalSourceModel
 
 from ..provenance import sha256_file
+from ..settings import EmissionSettings
 from .apec import locate_atomdb
 from .apec_table import ApecTableSpectrum, locate_apec_table
 from .bremsstrahlung import BremsstrahlungSpectrum
@@ -26,8 +27,6 @@ __all__ = ["MODEL_NAMES", "EmissionModelUnavailable", "make_source_model"]
 log = logging.getLogger("xclusters.emission")
 
 MODEL_NAMES = ("apec", "apec_table", "bremsstrahlung")
-#: Defaults of the ``emission`` keys this module reads (config/config.yaml holds the run values).
-_DEFAULTS = {"emin_keV": 0.1, "emax_keV": 10.0, "nbins": 300}
 
 TEMPERATURE_FIELD = ("gas", "temperature")
 EMISSION_MEASURE_FIELD = ("gas", "emission_measure")
@@ -38,10 +37,8 @@ class EmissionModelUnavailable(RuntimeError):
     """The requested emission model cannot run here (missing data, offline)."""
 
 
-def _band(emission_cfg: Mapping[str, Any]) -> tuple[float, float, int]:
-    emin = float(emission_cfg.get("emin_keV", _DEFAULTS["emin_keV"]))
-    emax = float(emission_cfg.get("emax_keV", _DEFAULTS["emax_keV"]))
-    nbins = int(emission_cfg.get("nbins", _DEFAULTS["nbins"]))
+def _band(settings: EmissionSettings) -> tuple[float, float, int]:
+    emin, emax, nbins = settings.emin_keV, settings.emax_keV, settings.nbins
     if not (0.0 < emin < emax):
         raise ValueError(f"emission.emin_keV={emin}, emission.emax_keV={emax}: "
                          "need 0 < emin_keV < emax_keV.")
@@ -50,18 +47,19 @@ def _band(emission_cfg: Mapping[str, Any]) -> tuple[float, float, int]:
     return emin, emax, nbins
 
 
-def _thermal(spectral_model, emission_cfg, Zmet, kT_min, kT_max, prng) -> ThermalSourceModel:
-    emin, emax, nbins = _band(emission_cfg)
+def _thermal(spectral_model, settings: EmissionSettings, Zmet, kT_min, kT_max,
+             prng) -> ThermalSourceModel:
+    emin, emax, nbins = _band(settings)
     return ThermalSourceModel(spectral_model, emin, emax, nbins, Zmet, kT_min=kT_min,
                               kT_max=kT_max, prng=prng, temperature_field=TEMPERATURE_FIELD,
                               emission_measure_field=EMISSION_MEASURE_FIELD)
 
 
-def _build(name: str, emission_cfg, kT_min, kT_max, Zmet, prng):
+def _build(name: str, settings: EmissionSettings, kT_min, kT_max, Zmet, prng):
     """Return ``(source_model, provenance)`` or raise :class:`EmissionModelUnavailable`."""
-    emin, emax, nbins = _band(emission_cfg)
+    emin, emax, nbins = _band(settings)
     if name == "apec":
-        ok, root, vers, reason = locate_atomdb(emission_cfg)
+        ok, root, vers, reason = locate_atomdb(settings)
         if not ok:
             raise EmissionModelUnavailable(f"apec: {reason}")
         from pyxsim import CIESourceModel
@@ -72,7 +70,7 @@ def _build(name: str, emission_cfg, kT_min, kT_max, Zmet, prng):
                                emission_measure_field=EMISSION_MEASURE_FIELD)
         return model, {"emission_model_version": f"apec {vers}", "emission_data": reason}
     if name == "apec_table":
-        path, reason = locate_apec_table(emission_cfg)
+        path, reason = locate_apec_table(settings)
         if path is None:
             raise EmissionModelUnavailable(f"apec_table: {reason}")
         spec = ApecTableSpectrum(path, emin, emax, nbins)
@@ -82,26 +80,27 @@ def _build(name: str, emission_cfg, kT_min, kT_max, Zmet, prng):
                              "clip the source temperatures or use emission.model: apec.")
         prov = {"emission_model_version": spec.model_vers, "emission_data": str(path),
                 "emission_data_sha256": sha256_file(path)}
-        return _thermal(spec, emission_cfg, Zmet, kT_min, kT_max, prng), prov
+        return _thermal(spec, settings, Zmet, kT_min, kT_max, prng), prov
     if name == "bremsstrahlung":
         spec = BremsstrahlungSpectrum(emin, emax, nbins, kT_min, kT_max)
         prov = {"emission_model_version": spec.model_vers,
                 "emission_data": "builtin (Rybicki & Lightman 1979 eq. 5.14a, Born Gaunt)"}
-        return _thermal(spec, emission_cfg, Zmet, kT_min, kT_max, prng), prov
+        return _thermal(spec, settings, Zmet, kT_min, kT_max, prng), prov
     raise ValueError(f"emission.model={name!r}: choose one of auto, {', '.join(MODEL_NAMES)}.")
 
 
-def make_source_model(emission_cfg: Mapping[str, Any], *, kT_min_keV: float,
+def make_source_model(emission_cfg: EmissionSettings | Mapping[str, Any], *, kT_min_keV: float,
                       kT_max_keV: float, Zmet: float | tuple[str, str] = METALLICITY_FIELD,
                       prng=None) -> tuple[ThermalSourceModel, str, dict[str, Any]]:
     """Build the pyXSIM thermal source model named by ``emission_cfg["model"]``.
 
     Parameters
     ----------
-    emission_cfg : mapping
-        The ``emission`` config section: ``model`` (auto | apec | apec_table |
-        bremsstrahlung), ``emin_keV``, ``emax_keV`` (observed band, keV), ``nbins``,
-        ``apec_table_path``; optional ``apec_root``, ``apec_version``, ``allow_download``.
+    emission_cfg : EmissionSettings or mapping
+        :class:`xclusters.settings.EmissionSettings` (or a validated config / its
+        ``emission`` section): ``model`` (auto | apec | apec_table | bremsstrahlung),
+        ``emin_keV``, ``emax_keV`` (observed band, keV), ``nbins``, ``apec_table_path``,
+        ``apec_root``, ``apec_version``, ``allow_download``.
     kT_min_keV, kT_max_keV : float
         Temperature range of the gas in keV; cells outside it emit nothing (pyXSIM's cut).
     Zmet : float or (str, str)
@@ -130,12 +129,13 @@ def make_source_model(emission_cfg: Mapping[str, Any], *, kT_min_keV: float,
     """
     if not (0.0 < kT_min_keV < kT_max_keV):
         raise ValueError(f"kT range [{kT_min_keV}, {kT_max_keV}] keV: need 0 < kT_min < kT_max.")
-    requested = str(emission_cfg.get("model", "auto"))
+    settings = EmissionSettings.from_config(emission_cfg)
+    requested = settings.model
     names = MODEL_NAMES if requested == "auto" else (requested,)
     skipped: list[str] = []
     for name in names:
         try:
-            model, prov = _build(name, emission_cfg, kT_min_keV, kT_max_keV, Zmet, prng)
+            model, prov = _build(name, settings, kT_min_keV, kT_max_keV, Zmet, prng)
         except EmissionModelUnavailable as err:
             if requested != "auto":
                 raise
