@@ -89,7 +89,9 @@ def differences(config: Mapping[str, Any], base: Mapping[str, Any] | None = None
 
 def _load_schema() -> dict:
     with open(schema_path()) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    _require_all(schema)
+    return schema
 
 
 def _format_error(err, source: str) -> str:
@@ -111,18 +113,25 @@ def _format_error(err, source: str) -> str:
             f"expected {expected}. See config/README.md.")
 
 
-def _fill_defaults(instance: Any, schema: Mapping) -> None:
-    if not isinstance(instance, dict):
-        return
-    for key, sub in schema.get("properties", {}).items():
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if key in instance:
-            _fill_defaults(instance[key], sub)
+def _require_all(schema: Any) -> None:
+    """Require every property of every object of ``schema`` (in place): a merged config holds
+    every key of config/config.yaml, and the code reads them without defaults
+    (:mod:`xclusters.settings`)."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("properties"), dict):
+            schema["required"] = sorted(set(schema.get("required", [])) | set(schema["properties"]))
+        for value in schema.values():
+            _require_all(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _require_all(value)
 
 
 def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
-    """Validate ``config`` and return a copy with schema defaults filled in.
+    """Validate a merged config (every key present, no unknown key) and return a copy.
+
+    The schema holds no defaults (config/config.yaml does, :func:`load_config` merges it), so
+    a missing key is an error naming it.
 
     Raises
     ------
@@ -144,13 +153,12 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
     if s["z_min"] >= s["z_max"]:
         raise ConfigError(f"{source}: sample.z_min ({s['z_min']}) must be below "
                           f"sample.z_max ({s['z_max']}).")
-    ero = cfg["instruments"].get("erosita", {})
-    if ero.get("image_pixels", 0) > ero.get("field_pixels", 10**9):
+    ero = cfg["instruments"]["erosita"]
+    if ero["image_pixels"] > ero["field_pixels"]:
         raise ConfigError(
             f"{source}: instruments.erosita.image_pixels ({ero['image_pixels']}) is larger "
             f"than the simulated field instruments.erosita.field_pixels "
             f"({ero['field_pixels']}). Lower the crop or enlarge the field.")
-    _fill_defaults(cfg, schema)
     return cfg
 
 

@@ -180,6 +180,13 @@ class Settings:
             values[f.name] = _convert(node[key], hint, dotted, root)
         return cls(**values)
 
+    def __getitem__(self, key: str) -> Any:
+        """Read-only access by key, for code that reads a section by name
+        (``sources_cfg["box_r500c"]``); an unknown key is a KeyError naming it."""
+        if not isinstance(key, str) or key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(f"{self.SECTION}.{key}: no such setting")
+        return getattr(self, key)
+
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain Python values (tuples as lists)."""
         def plain(v: Any) -> Any:
@@ -245,8 +252,8 @@ class SourcesSettings(Settings):
     neighbour_max_number: int
     subsample: int
     min_kT_keV: float
-    deposit: Literal["native", "auto", "sph_kernel", "nearest_grid_point"]
-    recentre: Literal["shrinking_sphere", "none"]
+    deposit: str     # checked, with the fix, by xclusters.sources.simulation.DEPOSIT_METHODS
+    recentre: str    # ... and RECENTRE_METHODS
     default_metallicity_zsun: float
     core_refinement: Mapping[str, Any]
     core_radius_mass_scaling: Mapping[str, Any]

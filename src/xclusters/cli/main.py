@@ -61,7 +61,7 @@ def cmd_sample(a) -> int:
     cfg = _cfg(a.config)
     for out, option in ((a.out, "--out"), (a.neighbours, "--neighbours")):
         if out is not None:  # the catalogue file named in the config is an input too
-            check_output_path(out, [cfg["catalog"].get("path")], option=option)
+            check_output_path(out, [cfg["catalog"]["path"]], option=option)
     build_sample(cfg, a.out, neighbours_out=a.neighbours)
     return 0
 

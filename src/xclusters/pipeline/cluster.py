@@ -439,7 +439,7 @@ def build_cluster(row: Mapping[str, Any], config: Mapping[str, Any], outdir: str
                 # source is refined (and a cutout sized) for Chandra at the fixed redshift
                 sized_for = chain_insts if is_fixed else instruments
                 src = build_source(dict(row), config["sources"], seed,
-                                   snapshot_path=config["catalog"].get("snapshot"),
+                                   snapshot_path=config["catalog"]["snapshot"],
                                    instruments_cfg={k: config["instruments"][k]
                                                     for k in sized_for},
                                    memory_mb=config["parallel"]["memory_per_worker_mb"],
