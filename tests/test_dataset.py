@@ -56,11 +56,16 @@ def _write_image(path, cube, arcsec, bkg=None, cards=None):
 
 
 def _config(augmentation="on_the_fly", chandra=True, fixed_redshift=None):
-    return {"seed": 7, "projections": AXES,
-            "instruments": {"erosita": {"exposure_ks": 2.0}, "ideal": {"exposure_ks": 10.0},
-                            "chandra_acisi": {"enabled": chandra, "exposure_ks": 100.0,
-                                              "fixed_redshift": fixed_redshift}},
-            "dataset": {"augmentation": augmentation, "n_folds": 10}}
+    """The validated default config with this file's settings (every key present)."""
+    from xclusters.config import load_config, merge_config, validate_config
+
+    return validate_config(merge_config(load_config(), {
+        "seed": 7, "projections": AXES,
+        "instruments": {"erosita": {"exposure_ks": 2.0}, "ideal": {"exposure_ks": 10.0},
+                        "chandra_acisi": {"enabled": chandra, "exposure_ks": 100.0,
+                                          "fixed_redshift": fixed_redshift}},
+        "dataset": {"augmentation": augmentation, "n_folds": 10, "val_folds": [8],
+                    "test_folds": [9]}}))
 
 
 def make_run(root, n=5, failed=("c004",), chandra=True, chandra_z=None):

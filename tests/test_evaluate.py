@@ -279,6 +279,13 @@ def _write_dataset(path, n_img=20, size=32, seed=6):
     return log_m
 
 
+def _eval_config(**evaluate) -> dict:
+    """The validated default config with seed 1 and these ``evaluate`` settings."""
+    from xclusters.config import load_config, merge_config, validate_config
+
+    return validate_config(merge_config(load_config(), {"seed": 1, "evaluate": evaluate}))
+
+
 def test_run_superobs_evaluation(tmp_path):
     from xclusters.evaluate import run_superobs_evaluation
 
@@ -294,7 +301,7 @@ def test_run_superobs_evaluation(tmp_path):
     with h5py.File(tmp_path / "pred.h5", "w") as f:
         f["prediction"] = pred.astype(np.float32)
         f["index"] = idx
-    cfg = {"seed": 1, "evaluate": {"classification_percentile": 90, "n_grid_clusters": 2}}
+    cfg = _eval_config(classification_percentile=90, n_grid_clusters=2)
     files = run_superobs_evaluation(ds, tmp_path / "pred.h5", tmp_path / "ev", config=cfg)
     names = {p.name for p in files}
     for name in ("superobs_table3.ecsv", "superobs_table3.md", "superobs_classification.ecsv",
@@ -347,8 +354,7 @@ def test_run_mass_evaluation_with_gradients(tmp_path):
     h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
     h = keras.layers.GlobalAveragePooling2D()(h)
     keras.Model(inp, keras.layers.Dense(1)(h)).save(tmp_path / "mass_fold0.keras")
-    cfg = {"seed": 1, "evaluate": {"gradient_n_clusters": 2, "lx_aperture_error_frac": [0.0,
-                                                                                        0.05]}}
+    cfg = _eval_config(gradient_n_clusters=2, lx_aperture_error_frac=[0.0, 0.05])
     files = run_mass_evaluation(ds, tmp_path / "mass.ecsv", tmp_path / "ev", config=cfg,
                                 model_paths=[tmp_path / "mass_fold0.keras"])
     names = {p.name for p in files}
@@ -398,7 +404,7 @@ def test_run_evaluations_degenerate(tmp_path, caplog):
     pred = Table({"row": [0, 2], "cluster_id": ["c000", "c002"], "fold": [0, 0],
                   "log_m500c_true": log_m[[0, 2]], "log_m500c_pred": log_m[[0, 2]] + 0.01})
     pred.write(tmp_path / "mass.ecsv", format="ascii.ecsv")
-    cfg = {"seed": 1}
+    cfg = _eval_config()
     with caplog.at_level(logging.WARNING, logger="xclusters.evaluate"):
         run_superobs_evaluation(ds, tmp_path / "pred.h5", tmp_path / "ev", config=cfg)
         run_mass_evaluation(ds, tmp_path / "mass.ecsv", tmp_path / "ev", config=cfg)

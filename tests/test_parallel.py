@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from xclusters.config import load_config
 from xclusters.io import atomic_path, atomic_write_bytes, is_temporary, temporary_name
 from xclusters.parallel import (ClusterFailure, client_session, local_worker_layout,
                                 make_cluster, map_clusters, read_manifest, run_shard,
@@ -55,10 +56,17 @@ def _sample(n: int = 5) -> Table:
                   "redshift": np.linspace(0.05, 0.3, n)})
 
 
+def _par(**changes) -> dict:
+    """The validated default ``parallel`` section with ``changes`` (every key present)."""
+    return {**load_config()["parallel"], **changes}
+
+
 def _config(backend="none", n_workers=1, **test):
-    return {"seed": SEED, "projections": ["z"], "_test": test,
-            "parallel": {"backend": backend, "n_workers": n_workers, "threads_per_worker": 1,
-                         "memory_per_worker_mb": 500, "retries": 1, "on_error": "skip"}}
+    cfg = load_config()
+    cfg.update({"seed": SEED, "projections": ["z"], "_test": test,
+                "parallel": _par(backend=backend, n_workers=n_workers, threads_per_worker=1,
+                                 memory_per_worker_mb=500, retries=1, on_error="skip")})
+    return cfg
 
 
 def _calls(outdir: Path, cid: str) -> int:
@@ -98,26 +106,37 @@ def test_atomic_path_success_and_failure(tmp_path):
 
 
 def test_local_layout_follows_job_not_machine():
-    cfg = {"n_workers": 8, "threads_per_worker": 1}
+    cfg = _par(n_workers=8, threads_per_worker=1)
     lay = local_worker_layout(cfg, threads=2, mem_mb=3000)
     assert lay == {"n_workers": 2, "threads_per_worker": 1, "memory_limit_mb": 1500}
-    lay = local_worker_layout({"n_workers": 4, "threads_per_worker": 2}, threads=4, mem_mb=None)
-    assert lay["n_workers"] == 2 and lay["threads_per_worker"] == 2
+    lay = local_worker_layout(_par(n_workers=4, threads_per_worker=2, memory_per_worker_mb=700),
+                              threads=4, mem_mb=None)
+    assert lay == {"n_workers": 2, "threads_per_worker": 2, "memory_limit_mb": 700}
+
+
+def test_parallel_settings_are_read_exactly():
+    """A missing ``parallel`` key is named, not replaced by a default in the code."""
+    from xclusters.settings import MissingSetting
+
+    cfg = _par()
+    del cfg["threads_per_worker"]
+    with pytest.raises(MissingSetting, match="parallel.threads_per_worker is missing"):
+        local_worker_layout(cfg, threads=2, mem_mb=None)
 
 
 def test_bad_backend_and_missing_address():
-    with pytest.raises(ValueError, match="parallel.backend"):
-        make_cluster({"backend": "k8s"}, threads=1, mem_mb=None)
+    with pytest.raises(TypeError, match="parallel.backend = 'k8s': expected one of"):
+        make_cluster(_par(backend="k8s"), threads=1, mem_mb=None)
     from xclusters.parallel import make_client
     with pytest.raises(ValueError, match="parallel.address"):
-        make_client({"backend": "address", "address": None}, threads=1, mem_mb=None)
+        make_client(_par(backend="address", address=None), threads=1, mem_mb=None)
 
 
 @pytest.mark.parametrize("backend,directive", [("slurm", "#SBATCH"), ("pbs", "#PBS")])
 def test_jobqueue_cluster_job_script(backend, directive):
-    cfg = {"backend": backend, "n_workers": 2,
-           "jobqueue": {"cores": 2, "memory": "4GB", "walltime": "01:00:00",
-                        "queue": "short"}}
+    cfg = _par(backend=backend, n_workers=2,
+               jobqueue={"cores": 2, "memory": "4GB", "walltime": "01:00:00",
+                         "queue": "short"})
     cluster = make_cluster(cfg, threads=1, mem_mb=None)
     try:
         script = cluster.job_script()
@@ -221,7 +240,7 @@ def test_address_backend_and_worker_setup(tmp_path):
     setup = functools.partial(_touch_setup_marker, str(tmp_path))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
-        cfg = {"backend": "address", "address": cluster.scheduler_address}
+        cfg = _par(backend="address", address=cluster.scheduler_address)
         with client_session(cfg, threads=1, mem_mb=None, worker_setup=setup) as client:
             pids = set(client.run(os.getpid).values())
             res, fails = map_clusters(_square_or_fail, [{"cluster_id": "x3"}], client=client)
@@ -279,7 +298,7 @@ def test_dask_runs_most_expensive_first_results_in_item_order(tmp_path):
     log_file = tmp_path / "order.log"
     items = [{"cluster_id": f"x{i}", "log": str(log_file)} for i in range(6)]
     costs = [1.0, 9.0, None, 4.0, 9.0, 2.0]
-    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as client:
+    with client_session(_par(backend="local", n_workers=1), threads=1, mem_mb=1000) as client:
         res, fails = map_clusters(_record_start, items, client=client, costs=costs)
     assert res == [f"x{i}" for i in range(6)] and not fails
     assert log_file.read_text().split() == ["x1", "x4", "x3", "x5", "x0", "x2"]
@@ -359,7 +378,7 @@ def test_local_workers_wake_up_less_often():
     config the nanny passes on), and apply only to clusters made here."""
     import dask
 
-    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as c:
+    with client_session(_par(backend="local", n_workers=1), threads=1, mem_mb=1000) as c:
         got = list(c.run(_worker_wakeups).values())
     assert got == [("1s", "2s")]
     assert dask.config.get("distributed.admin.tick.interval") == "20ms"  # caller unchanged
@@ -378,11 +397,11 @@ def test_local_workers_keep_glibc_dynamic_mmap_threshold(monkeypatch):
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as left by an earlier nanny
     monkeypatch.setattr(client_mod, "_USER_MALLOC_TRIM", None)
-    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as c:
+    with client_session(_par(backend="local", n_workers=1), threads=1, mem_mb=1000) as c:
         envs = list(c.run(_worker_env).values())
     assert envs == [None]
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     monkeypatch.setattr(client_mod, "_USER_MALLOC_TRIM", "131072")  # the user's setting
-    with client_session({"backend": "local", "n_workers": 1}, threads=1, mem_mb=1000) as c:
+    with client_session(_par(backend="local", n_workers=1), threads=1, mem_mb=1000) as c:
         envs = list(c.run(_worker_env).values())
     assert envs == ["131072"]

@@ -66,11 +66,14 @@ def assert_unchanged(before: dict) -> None:
 # --------------------------------------------------------------------------- fixtures
 
 def _record_config(n=N, chandra_field_arcmin=N * 9.375 / 60):
-    return {"instruments": {
+    """The validated default config with these instruments (every key present)."""
+    from xclusters.config import load_config, merge_config
+
+    return merge_config(load_config(), {"instruments": {
         "erosita": {"image_pixels": n, "pixel_arcsec": 9.6, "exposure_ks": 2.0},
         "ideal": {"exposure_ks": 10.0},
         "chandra_acisi": {"image_pixels": n, "field_arcmin": chandra_field_arcmin,
-                          "exposure_ks": 100.0}}}
+                          "exposure_ks": 100.0}}})
 
 
 def _image(path, data, pixel_arcsec, **cards):
@@ -618,8 +621,12 @@ def _disk_shard(d: Path) -> Path:
 
 
 def _disk_config(mode, mib=0):
-    return {"seed": 1, "projections": ["z"], "_test": {"mode": mode, "mib": mib},
-            "parallel": {"backend": "none", "retries": 1, "on_error": "skip"}}
+    from xclusters.config import load_config, merge_config
+
+    cfg = merge_config(load_config(), {"seed": 1, "projections": ["z"], "parallel": {
+        "backend": "none", "retries": 1, "on_error": "skip"}})
+    cfg["_test"] = {"mode": mode, "mib": mib}
+    return cfg
 
 
 @pytest.fixture

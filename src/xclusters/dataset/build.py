@@ -26,9 +26,9 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..io import atomic_path
-from ..parallel.shards import enabled_instruments, image_paths, read_manifest
+from ..parallel.shards import image_paths, read_manifest
 from ..provenance import provenance_record
-from ..stages import chandra_fixed_redshift
+from ..settings import DatasetSettings, InstrumentsSettings
 from .augment import N_DIHEDRAL, dihedral
 from .folds import assign_folds, split_of_fold
 from .layout import (CHANDRA_IMAGES, META, META_COLUMNS, META_UNITS, SUPEROBS_BKG,
@@ -154,8 +154,11 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
     out_h5 : path
         Output ``dataset.h5``.
     config : mapping
-        Run configuration: ``projections``, ``instruments``, ``dataset`` (``augmentation``,
-        ``n_folds``, ``val_folds``, ``test_folds``), optional ``cosmology``.
+        The validated run configuration (:func:`xclusters.config.load_config`): read here as
+        :class:`~xclusters.settings.DatasetSettings` (``dataset.augmentation``, ``n_folds``,
+        ``val_folds``, ``test_folds`` and ``projections``) and
+        :class:`~xclusters.settings.InstrumentsSettings` (the enabled instruments, their
+        ``exposure_ks`` and ``chandra_acisi.fixed_redshift``).
     clusters_dir : path, optional
         Directory of ``<cid>/image_*.fits``; default ``<out_h5 dir>/clusters``.
 
@@ -166,17 +169,16 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
     """
     out_h5 = Path(out_h5)
     clusters_dir = Path(clusters_dir) if clusters_dir else out_h5.parent / "clusters"
-    dcfg = dict(config.get("dataset") or {})
-    mode = str(dcfg.get("augmentation", "on_the_fly"))
-    if mode not in AUGMENTATION_MODES:
-        raise ValueError(f"dataset.augmentation={mode!r} must be one of {AUGMENTATION_MODES}")
-    n_folds = int(dcfg.get("n_folds", 10))
-    val_folds = [int(f) for f in dcfg.get("val_folds", [n_folds - 2])]
-    test_folds = [int(f) for f in dcfg.get("test_folds", [n_folds - 1])]
-    projections = [str(a) for a in config.get("projections", ["z"])]
-    instruments = enabled_instruments(config)
+    dset_cfg = DatasetSettings.from_config(config)
+    insts = InstrumentsSettings.from_config(config)
+    mode = dset_cfg.augmentation  # one of AUGMENTATION_MODES (the reader checks it)
+    n_folds = dset_cfg.n_folds
+    val_folds = list(dset_cfg.val_folds)
+    test_folds = list(dset_cfg.test_folds)
+    projections = list(dset_cfg.projections)
+    instruments = insts.enabled
     chandra = "chandra_acisi" in instruments
-    fixed_z = chandra_fixed_redshift(config) if chandra else None
+    fixed_z = insts.chandra_acisi.fixed_redshift if chandra else None
 
     sample = Table.read(sample_path, format="ascii.ecsv")
     missing_cols = [c for c in _SAMPLE_COLUMNS if c not in sample.colnames]
@@ -277,11 +279,10 @@ def build_dataset(sample_path: str | Path, manifest_paths: Sequence[str | Path],
             meta = _meta_array(meta_rows)
             dset = fh.create_dataset(META, data=meta)
             dset.attrs["units"] = json.dumps(META_UNITS)
-            inst_cfg = config.get("instruments") or {}
             for inst, key in (("erosita", "erosita_exposure_s"), ("ideal", "ideal_exposure_s"),
                               ("chandra_acisi", "chandra_exposure_s")):
-                if inst in instruments and "exposure_ks" in (inst_cfg.get(inst) or {}):
-                    fh.attrs[key] = float(inst_cfg[inst]["exposure_ks"]) * 1e3
+                if inst in instruments:
+                    fh.attrs[key] = getattr(insts, inst).exposure_ks * 1e3
             fh.attrs["pixel_arcsec_erosita"] = scales["erosita"]
             if chandra:
                 fh.attrs["pixel_arcsec_chandra"] = scales["chandra"]

@@ -17,6 +17,7 @@ from ..dataset.layout import chandra_observation_redshift, read_meta
 from ..predict.superobs import clip_negative_counts
 from ..provenance import provenance_record
 from ..seeds import rng_for
+from ..settings import EvaluateSettings, InstrumentsSettings, MissingSetting
 from .mass import (MASS_RANGE_MID, annulus_counts, count_luminosity,
                    cross_validated_power_law, fit_gaussian, mass_residual)
 from .superobs import (BANDS, KIND_LABELS, METRIC_NAMES, METRIC_UNITS, METRICS, erosita_nr,
@@ -25,33 +26,33 @@ from .stats import regression_slope
 from .summary import SUMMARY_NAME, mass_entry, superobs_summary, write_summary
 from .tables import format_interval, write_ecsv, write_markdown
 
-__all__ = ["EVALUATE_DEFAULTS", "read_rows", "run_superobs_evaluation",
-           "run_mass_evaluation", "table3_display", "mass_table_display"]
+__all__ = ["read_rows", "run_superobs_evaluation", "run_mass_evaluation", "table3_display",
+           "mass_table_display"]
 
 log = logging.getLogger("xclusters.evaluate")
 
-#: Defaults of the ``evaluate`` config keys (config/config.yaml documents each).
-EVALUATE_DEFAULTS: dict[str, Any] = {
-    "classification_percentile": 90,
-    "background_sigma_pix": None,
-    "n_value_bins": 8,
-    "n_mass_bins": 5,
-    "n_grid_clusters": 3,
-    "smoothness_boundary": "zero",
-    "gaussian_fit": "histogram",
-    "lx_aperture_error_frac": [0.0, 0.03, 0.05],
-    "gradient_n_clusters": 4,
-    "gradient_iterations": 2,
-    "gradient_step_counts": 1.0,
-}
 _CHUNK = 256
 
 
-def _eval_cfg(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    cfg = dict(EVALUATE_DEFAULTS)
-    cfg.update({k: v for k, v in ((config or {}).get("evaluate") or {}).items()
-                if v is not None or k == "background_sigma_pix"})
-    return cfg
+def _run_config(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The validated config of an evaluation: ``config``, or for ``None`` (evaluating files
+    outside a run) the validated defaults, :func:`xclusters.config.load_config` of
+    ``config/config.yaml``. Every key is then present; nothing here has a default of its own."""
+    if config is not None:
+        return config
+    from ..config import load_config
+
+    log.info("evaluation without a run config: using the defaults of config/config.yaml")
+    return load_config()
+
+
+def _seed(config: Mapping[str, Any]) -> int:
+    """The run's ``seed`` (a validated config always has it)."""
+    if "seed" not in config:
+        raise MissingSetting("seed is missing from the config. Load the config with "
+                             "xclusters.config.load_config (it merges config/config.yaml under "
+                             "the user config and validates it).")
+    return int(config["seed"])
 
 
 def read_rows(dataset_h5: str | Path, key: str, rows: np.ndarray) -> np.ndarray:
@@ -73,17 +74,16 @@ def read_rows(dataset_h5: str | Path, key: str, rows: np.ndarray) -> np.ndarray:
         return ds[uniq.tolist()][inv]
 
 
-def _exposure(dataset_h5: str | Path, attr: str, config: Mapping[str, Any] | None,
+def _exposure(dataset_h5: str | Path, attr: str, insts: InstrumentsSettings,
               instrument: str) -> float:
+    """Exposure [s] of ``instrument``: the dataset's attribute ``attr``, else (datasets
+    written without it) ``instruments.<instrument>.exposure_ks`` of the run config."""
     import h5py
 
     with h5py.File(dataset_h5, "r") as f:
         if attr in f.attrs:
             return float(f.attrs[attr])
-    ks = ((config or {}).get("instruments", {}).get(instrument, {}) or {}).get("exposure_ks")
-    if ks is None:
-        raise KeyError(f"{dataset_h5}: attribute '{attr}' missing and no "
-                       f"instruments.{instrument}.exposure_ks in the config.")
+    ks = getattr(insts, instrument).exposure_ks
     log.warning("%s: attribute %s missing; using instruments.%s.exposure_ks = %s ks from the "
                 "config.", dataset_h5, attr, instrument, ks)
     return float(ks) * 1000.0
@@ -121,7 +121,8 @@ _SPLIT_LABEL = {"trainval": "train + validation", "val": "validation", "all": "w
 
 
 def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
-                            out_dir: str | Path, *, config: Mapping[str, Any]) -> list[Path]:
+                            out_dir: str | Path, *, config: Mapping[str, Any] | None
+                            ) -> list[Path]:
     """Evaluate super-observation predictions of the test split (paper 000 §3, §4.1).
 
     Parameters
@@ -133,8 +134,12 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
         ``/prediction`` (N, H, W, 3) float32 and ``/index`` (N,) dataset rows.
     out_dir : path-like
         Output directory (created).
-    config : mapping
-        The validated run config; its ``evaluate`` section and ``seed`` are used.
+    config : mapping or None
+        The validated run config (:func:`xclusters.config.load_config`): its ``evaluate``
+        section (:class:`~xclusters.settings.EvaluateSettings`), ``seed`` and the
+        ``instruments`` exposures (used when the dataset lacks them) and eROSITA PSF and pixel
+        size (the background metric's sigma when ``evaluate.background_sigma_pix`` is null).
+        ``None``: the validated defaults of ``config/config.yaml``.
 
     Returns
     -------
@@ -146,7 +151,9 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
     from ..dataset.layout import check_complete
 
     check_complete(dataset_h5)  # a killed or truncated dataset.h5: name it and the fix
-    ev = _eval_cfg(config)
+    config = _run_config(config)
+    ev = EvaluateSettings.from_config(config)
+    insts = InstrumentsSettings.from_config(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with h5py.File(predictions_h5, "r") as f:
@@ -171,21 +178,19 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
     for col in ("r500c_pix_erosita", "log_m500c"):
         if col not in meta.colnames:
             raise KeyError(f"{dataset_h5}:/meta lacks column '{col}'.")
-    ero_exp = _exposure(dataset_h5, "erosita_exposure_s", config, "erosita")
-    ideal_exp = _exposure(dataset_h5, "ideal_exposure_s", config, "ideal")
-    sigma = ev["background_sigma_pix"]
-    if sigma is None:
-        ero_cfg = (config or {}).get("instruments", {}).get("erosita", {}) or {}
-        sigma = psf_sigma_pix(ero_cfg.get("psf_hew_arcsec", 26.0),
-                              ero_cfg.get("pixel_arcsec", 9.6))
+    ero_exp = _exposure(dataset_h5, "erosita_exposure_s", insts, "erosita")
+    ideal_exp = _exposure(dataset_h5, "ideal_exposure_s", insts, "ideal")
+    sigma = ev.background_sigma_pix
+    if sigma is None:  # the eROSITA PSF HEW as a Gaussian, in pixels
+        sigma = psf_sigma_pix(insts.erosita.psf_hew_arcsec, insts.erosita.pixel_arcsec)
     nr = erosita_nr(inputs, bkg)
     r500 = np.asarray(meta["r500c_pix_erosita"], dtype=float)
     log_m = np.asarray(meta["log_m500c"], dtype=float)
     tables = evaluate_superobs(
         inputs, nr, prediction, targets, r500, log_m,
         erosita_exposure_s=ero_exp, ideal_exposure_s=ideal_exp,
-        percentile=float(ev["classification_percentile"]), background_sigma_pix=float(sigma),
-        n_mass_bins=int(ev["n_mass_bins"]), boundary=ev["smoothness_boundary"], ids=index)
+        percentile=ev.classification_percentile, background_sigma_pix=float(sigma),
+        n_mass_bins=ev.n_mass_bins, boundary=ev.smoothness_boundary, ids=index)
     per = tables["per_image"]
     if "cluster_id" in meta.colnames:
         per.add_column(meta["cluster_id"].astype(str), name="cluster_id", index=1)
@@ -207,20 +212,20 @@ def run_superobs_evaluation(dataset_h5: str | Path, predictions_h5: str | Path,
                              f"(sigma = {float(sigma):.2f} px).")),
         write_ecsv(tables["classification"], out / "superobs_classification.ecsv"),
         write_markdown(tables["classification"], out / "superobs_classification.md",
-                       title=(f"Top {100 - float(ev['classification_percentile']):g} % "
+                       title=(f"Top {100 - ev.classification_percentile:g} % "
                               f"classification (paper 000 sec. 4.1)")),
         write_ecsv(tables["mass_dependence"], out / "superobs_mass_dependence.ecsv"),
         write_summary(out / SUMMARY_NAME, "superobs", config=config, provenance=prov,
                       body={"split": split_name,
                             **superobs_summary(tables["table3"], per, BANDS, KIND_LABELS)}),
     ]
-    pick = _grid_choice(log_m, int(ev["n_grid_clusters"]))
+    pick = _grid_choice(log_m, ev.n_grid_clusters)
     labels = ([str(meta["cluster_id"][i]) for i in pick] if "cluster_id" in meta.colnames
               else [str(index[i]) for i in pick])
     written.append(plot_image_grid({"erosita": inputs[pick], "erosita_nr": nr[pick],
                                     "prediction": prediction[pick], "truth": targets[pick]},
                                    r500[pick], out / "fig_superobs_grid.png", labels=labels))
-    nbins = int(ev["n_value_bins"])
+    nbins = ev.n_value_bins
     for metric, name in (("C", "concentration"), ("A", "asymmetry"), ("S", "smoothness"),
                          ("flux", "flux")):
         written.append(plot_binned_differences(per, metric, out / f"fig_{name}.png",
@@ -265,7 +270,8 @@ def mass_table_display(rows: Sequence[Mapping[str, Any]]) -> Table:
     return out
 
 
-def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int], config, ev
+def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int],
+                 config: Mapping[str, Any], ev: EvaluateSettings
                  ) -> tuple[Table, list[dict]]:
     import h5py
 
@@ -273,11 +279,12 @@ def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int], config, ev
         if col not in meta.colnames:
             raise KeyError(f"{dataset_h5}:/meta lacks column '{col}' needed by the L_X "
                            f"baseline.")
-    exposure = _exposure(dataset_h5, "chandra_exposure_s", config, "chandra_acisi")
+    exposure = _exposure(dataset_h5, "chandra_exposure_s",
+                         InstrumentsSettings.from_config(config), "chandra_acisi")
     n = len(meta)
     r500 = np.asarray(meta["r500c_pix_chandra"], dtype=float)
-    fracs = [float(x) for x in ev["lx_aperture_error_frac"]]
-    seed = int((config or {}).get("seed", 0))
+    fracs = list(ev.lx_aperture_error_frac)
+    seed = _seed(config)
     scales = {}
     for frac in fracs:
         rng = rng_for(seed, "evaluate", "lx_aperture", f"{frac:.6g}")
@@ -359,7 +366,7 @@ def _call_with_redshift(model, z, x, training=False):
 
 
 def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: Path,
-                      ev) -> list[Path]:
+                      ev: EvaluateSettings) -> list[Path]:
     import os
 
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
@@ -379,12 +386,12 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
     _, first = np.unique(np.asarray(cand["cluster_id"]).astype(str), return_index=True)
     cand = cand[np.sort(first)]
     pick = _grid_choice(np.asarray(cand["log_m500c_true"], dtype=float),
-                        int(ev["gradient_n_clusters"]))
+                        ev.gradient_n_clusters)
     cand = cand[pick]
     rows = np.asarray(cand["row"], dtype=np.int64)
     images = read_rows(dataset_h5, "chandra/images", rows).astype(np.float32)
     r500 = np.asarray(meta["r500c_pix_chandra"][rows], dtype=float)
-    n_iter = int(ev["gradient_iterations"])
+    n_iter = ev.gradient_iterations
     states = [np.zeros_like(images) for _ in range(n_iter + 1)]
     loaded: dict = {}
     redshift = chandra_observation_redshift(meta)[rows].astype(np.float32)
@@ -397,7 +404,7 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
             z_i = np.array([[redshift[i]]], dtype=np.float32)
             net = functools.partial(_call_with_redshift, loaded[key], z_i)
         st, _ = deepdream_iterations(net, images[i:i + 1], n_iter=n_iter,
-                                     step_counts=float(ev["gradient_step_counts"]))
+                                     step_counts=ev.gradient_step_counts)
         for j in range(n_iter + 1):
             states[j][i] = st[j][0]
     profiles = [radial_fractional_change(states[j], states[j + 1], r500)
@@ -410,7 +417,7 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
     prof_tab["dn_over_n"] = np.stack([profiles[j][i] for i in range(len(rows))
                                       for j in range(n_iter)])
     prof_tab.meta["r_edges_r500c"] = PROFILE_EDGES_R500C.tolist()
-    prof_tab.meta["step_counts"] = float(ev["gradient_step_counts"])
+    prof_tab.meta["step_counts"] = ev.gradient_step_counts
     return [plot_gradient_maps(states, r500, out / "fig_mass_gradients.png", labels=labels),
             plot_gradient_profiles(profiles, out / "fig_mass_gradient_profile.png",
                                    labels=labels),
@@ -418,7 +425,7 @@ def _gradient_outputs(dataset_h5, pred: Table, meta: Table, models: dict, out: P
 
 
 def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
-                        out_dir: str | Path, *, config: Mapping[str, Any],
+                        out_dir: str | Path, *, config: Mapping[str, Any] | None,
                         model_paths: Mapping[int, str | Path] | Sequence[str | Path] | None
                         = None) -> list[Path]:
     """Evaluate CNN mass predictions and the core-excised L_X baseline (paper 004 §3–4).
@@ -431,8 +438,11 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
         Columns ``row``, ``cluster_id``, ``fold``, ``log_m500c_true``, ``log_m500c_pred``.
     out_dir : path-like
         Output directory.
-    config : mapping
-        Validated run config (``evaluate`` section, ``seed``).
+    config : mapping or None
+        The validated run config (:func:`xclusters.config.load_config`): its ``evaluate``
+        section (:class:`~xclusters.settings.EvaluateSettings`), ``seed`` (the L_X aperture
+        errors) and ``instruments.chandra_acisi.exposure_ks`` (used when the dataset lacks
+        ``chandra_exposure_s``). ``None``: the validated defaults of ``config/config.yaml``.
     model_paths : mapping or sequence, optional
         Trained mass models, ``{fold: path}`` or paths named ``*fold<k>*.keras``; when given,
         the gradient interpretation (Figs. 5–6) is made with the model of each image's fold.
@@ -445,7 +455,8 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     from ..dataset.layout import check_complete
 
     check_complete(dataset_h5)  # a killed or truncated dataset.h5: name it and the fix
-    ev = _eval_cfg(config)
+    config = _run_config(config)
+    ev = EvaluateSettings.from_config(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pred = Table.read(predictions_ecsv, format="ascii.ecsv")
@@ -453,7 +464,7 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     missing = [c for c in need if c not in pred.colnames]
     if missing:
         raise KeyError(f"{predictions_ecsv}: missing column(s) {missing}; expected {need}.")
-    how = ev["gaussian_fit"]
+    how = ev.gaussian_fit
     m_true = np.asarray(pred["log_m500c_true"], dtype=float)
     m_pred = np.asarray(pred["log_m500c_pred"], dtype=float)
     delta = mass_residual(m_pred, m_true)
@@ -475,7 +486,7 @@ def run_mass_evaluation(dataset_h5: str | Path, predictions_ecsv: str | Path,
     meta = read_meta(dataset_h5, check=False, units=False)
     lx_table, fits = _lx_baseline(dataset_h5, meta, test_folds, config, ev)
     lx_scatter, lx_rows = [], {}
-    for frac in [float(x) for x in ev["lx_aperture_error_frac"]]:
+    for frac in ev.lx_aperture_error_frac:
         sel = np.asarray(lx_table["aperture_error_frac"]) == frac
         r = _summary_row(f"lx_baseline (aperture error {100 * frac:g}%)", "all folds",
                          np.asarray(lx_table["log_m500c_true"], dtype=float)[sel],

@@ -40,6 +40,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..io import atomic_write_text
+from ..settings import MissingSetting
 
 __all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "SUMMARY_KINDS", "EVALUATION_DIR",
            "SUPEROBS_SUMMARY_METRICS", "superobs_summary", "mass_entry", "git_commit",
@@ -142,7 +143,7 @@ def git_commit(start: str | Path | None = None) -> str | None:
     return sha if res.returncode == 0 and len(sha) == 40 else None
 
 
-def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any] | None,
+def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any],
                   provenance: Mapping[str, Any], body: Mapping[str, Any]) -> Path:
     """Write ``summary.json`` (layout in the module docstring) atomically.
 
@@ -152,8 +153,8 @@ def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any] | No
         Output file.
     kind : {"superobs", "mass"}
         Which evaluation.
-    config : mapping, optional
-        Run config (``run`` is recorded).
+    config : mapping
+        The validated run config; its ``run`` name is recorded.
     provenance : mapping
         Flat provenance record of the evaluation.
     body : mapping
@@ -161,8 +162,12 @@ def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any] | No
     """
     if kind not in SUMMARY_KINDS:
         raise ValueError(f"kind = {kind!r}: expected 'superobs' or 'mass'")
+    if "run" not in config:
+        raise MissingSetting("run is missing from the config. Load the config with "
+                             "xclusters.config.load_config (it merges config/config.yaml under "
+                             "the user config and validates it).")
     doc = {"schema_version": SCHEMA_VERSION, "kind": kind,
-           "run": (config or {}).get("run"), "git_commit": git_commit(),
+           "run": config["run"], "git_commit": git_commit(),
            "provenance": dict(provenance), **body}
     text = json.dumps(_clean(doc), indent=1, sort_keys=False, allow_nan=False)
     log.info("summary written to %s", path)

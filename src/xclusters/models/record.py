@@ -48,11 +48,14 @@ def _input_scaling(model_path: Path | None) -> str:
 
 def _redshift_input(model_path: Path | None, config: Mapping[str, Any]) -> bool:
     """True when the saved mass network has the redshift input (its ``features_redshift``
-    layer); without a model file, ``train.mass.redshift_input`` of the config."""
+    layer); without a model file, ``train.mass.redshift_input`` of the validated run config
+    (:class:`~xclusters.train.settings.MassTrainSettings`; a missing key is named)."""
     if model_path is not None and zipfile.is_zipfile(model_path):
         with zipfile.ZipFile(model_path) as z:
             return "features_redshift" in z.read("config.json").decode("utf-8", "replace")
-    return bool(((config.get("train") or {}).get("mass") or {}).get("redshift_input", False))
+    from ..train.settings import MassTrainSettings
+
+    return MassTrainSettings.from_config(config).redshift_input
 
 
 def training_record(config: Mapping[str, Any], kind: str,
@@ -62,7 +65,9 @@ def training_record(config: Mapping[str, Any], kind: str,
     Parameters
     ----------
     config : mapping
-        Validated run configuration (``instruments`` section read).
+        Validated run configuration (:func:`xclusters.config.load_config`): the
+        ``instruments`` section and, for ``mass`` without a model file,
+        ``train.mass.redshift_input``.
     kind : {"superobs", "mass"}
         Which network.
     model_path : path, optional

@@ -25,24 +25,36 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Mapping
 
+from ..settings import ParallelSettings
+
 __all__ = ["make_cluster", "make_client", "client_session", "local_worker_layout",
            "worker_setup_plugin", "keep_worker_jobs", "SERIAL_BACKENDS"]
 
 log = logging.getLogger("xclusters.parallel")
 
 SERIAL_BACKENDS = ("none", "serial")
-_BACKENDS = ("local", "address", "slurm", "pbs") + SERIAL_BACKENDS
+
+#: what the public functions here accept: the validated ``parallel`` section (or the whole
+#: validated config), or its :class:`~xclusters.settings.ParallelSettings`
+ParallelConfig = Mapping[str, Any] | ParallelSettings
 
 
-def local_worker_layout(parallel_cfg: Mapping[str, Any], *, threads: int,
+def _settings(parallel_cfg: ParallelConfig) -> ParallelSettings:
+    """The :class:`ParallelSettings` of ``parallel_cfg`` (every key read exactly; a missing
+    one raises :class:`~xclusters.settings.MissingSetting` naming it, e.g.
+    ``parallel.n_workers``, a wrong value a TypeError naming it)."""
+    return ParallelSettings.from_config(parallel_cfg)
+
+
+def local_worker_layout(parallel_cfg: ParallelConfig, *, threads: int,
                         mem_mb: float | None) -> dict[str, Any]:
     """Worker count, threads and memory of a LocalCluster that fits the job's allocation.
 
     Parameters
     ----------
-    parallel_cfg : mapping
-        The ``parallel`` config section (``n_workers``, ``threads_per_worker``,
-        ``memory_per_worker_mb``).
+    parallel_cfg : mapping or ParallelSettings
+        The validated ``parallel`` config section (``n_workers``, ``threads_per_worker``,
+        ``memory_per_worker_mb`` are used) or its settings.
     threads : int
         Threads Snakemake gave the job (``{threads}``); an upper bound on worker threads.
     mem_mb : float or None
@@ -54,17 +66,18 @@ def local_worker_layout(parallel_cfg: Mapping[str, Any], *, threads: int,
     dict
         ``n_workers``, ``threads_per_worker``, ``memory_limit_mb`` (per worker).
     """
+    par = _settings(parallel_cfg)
     threads = int(threads)
     if threads < 1:
         raise ValueError(f"threads={threads}: a Snakemake job has at least 1 thread")
-    tpw = max(1, min(int(parallel_cfg.get("threads_per_worker", 1)), threads))
-    wanted = int(parallel_cfg.get("n_workers", 1))
+    tpw = max(1, min(par.threads_per_worker, threads))
+    wanted = par.n_workers
     n_workers = max(1, min(wanted, threads // tpw))
     if n_workers < wanted:
         log.info("parallel.n_workers=%d reduced to %d to fit the job's %d threads", wanted,
                  n_workers, threads)
     if mem_mb is None:
-        mem_per = float(parallel_cfg.get("memory_per_worker_mb", 2000))
+        mem_per = float(par.memory_per_worker_mb)
     else:
         mem_per = float(mem_mb) / n_workers
     return {"n_workers": n_workers, "threads_per_worker": tpw,
@@ -138,26 +151,22 @@ def _local_worker_environment(config: Mapping[str, Any]) -> Iterator[None]:
         yield
 
 
-def _check_backend(parallel_cfg: Mapping[str, Any]) -> str:
-    backend = str(parallel_cfg.get("backend", "local")).lower()
-    if backend not in _BACKENDS:
-        raise ValueError(f"parallel.backend={backend!r} is not one of {list(_BACKENDS)}")
-    return backend
-
-
-def make_cluster(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None):
+def make_cluster(parallel_cfg: ParallelConfig, *, threads: int, mem_mb: float | None):
     """Create (but do not scale) the Dask cluster of ``parallel.backend``.
 
-    Returns ``None`` for ``address`` and the serial backends. For ``slurm``/``pbs`` the
-    cluster is created without submitting jobs (``cluster.job_script()`` shows the script).
+    ``parallel_cfg`` is the validated ``parallel`` section or its
+    :class:`~xclusters.settings.ParallelSettings`. Returns ``None`` for ``address`` and the
+    serial backends. For ``slurm``/``pbs`` the cluster is created without submitting jobs
+    (``cluster.job_script()`` shows the script).
     """
-    backend = _check_backend(parallel_cfg)
+    par = _settings(parallel_cfg)
+    backend = par.backend
     if backend in SERIAL_BACKENDS or backend == "address":
         return None
     if backend == "local":
         from distributed import LocalCluster
 
-        lay = local_worker_layout(parallel_cfg, threads=threads, mem_mb=mem_mb)
+        lay = local_worker_layout(par, threads=threads, mem_mb=mem_mb)
         log.info("LocalCluster: %d workers x %d threads, %d MB each", lay["n_workers"],
                  lay["threads_per_worker"], lay["memory_limit_mb"])
         # The scheduler and the nannies read these at creation; nannies pass them on to
@@ -169,7 +178,7 @@ def make_cluster(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float
                                 dashboard_address=None, silence_logs=logging.ERROR)
     import dask_jobqueue
 
-    kwargs = dict(parallel_cfg.get("jobqueue") or {})
+    kwargs = dict(par.jobqueue or {})  # null: all from ~/.config/dask/jobqueue.yaml
     cls = dask_jobqueue.SLURMCluster if backend == "slurm" else dask_jobqueue.PBSCluster
     try:
         return cls(**kwargs)
@@ -231,14 +240,14 @@ def worker_setup_plugin(setup_func: Callable[[], Any]):
 WORKER_SETUP_PLUGIN_NAME = "xclusters-worker-setup"
 
 
-def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None,
+def make_client(parallel_cfg: ParallelConfig, *, threads: int, mem_mb: float | None,
                 worker_setup: Callable[[], Any] | None = None):
     """Return a :class:`distributed.Client` for ``parallel.backend`` (``None`` when serial).
 
     Parameters
     ----------
-    parallel_cfg : mapping
-        The ``parallel`` config section.
+    parallel_cfg : mapping or ParallelSettings
+        The validated ``parallel`` config section, or its settings.
     threads : int
         The Snakemake job's threads; bounds the local worker count.
     mem_mb : float or None
@@ -253,7 +262,8 @@ def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float 
     distributed.Client or None
         Close it with :func:`client_session` or ``client.close(); client.cluster.close()``.
     """
-    backend = _check_backend(parallel_cfg)
+    par = _settings(parallel_cfg)
+    backend = par.backend
     if backend in SERIAL_BACKENDS:
         if worker_setup is not None:
             worker_setup()
@@ -261,15 +271,15 @@ def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float 
     from distributed import Client
 
     if backend == "address":
-        address = parallel_cfg.get("address")
+        address = par.address
         if not address:
             raise ValueError("parallel.backend='address' needs parallel.address, e.g. "
                              "'tcp://10.0.0.5:8786' (the scheduler of `dask scheduler`)")
         client = Client(address)
     else:
-        cluster = make_cluster(parallel_cfg, threads=threads, mem_mb=mem_mb)
+        cluster = make_cluster(par, threads=threads, mem_mb=mem_mb)
         if backend in ("slurm", "pbs"):
-            keep_worker_jobs(cluster, int(parallel_cfg.get("n_workers", 1)))
+            keep_worker_jobs(cluster, par.n_workers)
         client = Client(cluster)
     if worker_setup is not None:
         client.register_plugin(worker_setup_plugin(worker_setup), name=WORKER_SETUP_PLUGIN_NAME)
@@ -277,10 +287,15 @@ def make_client(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float 
 
 
 @contextlib.contextmanager
-def client_session(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: float | None,
+def client_session(parallel_cfg: ParallelConfig, *, threads: int, mem_mb: float | None,
                    worker_setup: Callable[[], Any] | None = None) -> Iterator[Any]:
-    """Context manager around :func:`make_client` that closes the client and its cluster."""
-    client = make_client(parallel_cfg, threads=threads, mem_mb=mem_mb,
+    """Context manager around :func:`make_client` that closes the client and its cluster.
+
+    ``parallel_cfg`` is the validated ``parallel`` section or its
+    :class:`~xclusters.settings.ParallelSettings` (read once here).
+    """
+    par = _settings(parallel_cfg)
+    client = make_client(par, threads=threads, mem_mb=mem_mb,
                          worker_setup=worker_setup)
     try:
         yield client
@@ -288,5 +303,5 @@ def client_session(parallel_cfg: Mapping[str, Any], *, threads: int, mem_mb: flo
         if client is not None:
             cluster = getattr(client, "cluster", None)
             client.close()
-            if cluster is not None and _check_backend(parallel_cfg) != "address":
+            if cluster is not None and par.backend != "address":
                 cluster.close()

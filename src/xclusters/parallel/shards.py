@@ -24,6 +24,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..io import atomic_path, remove_stale_temporaries
+from ..settings import ParallelSettings
 from ..stages import enabled_instruments
 from .cost import costs_for, expected_cost
 from .errors import StageError, disk_full_from, probe_disk_full
@@ -243,7 +244,8 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
         ``outdir/<cluster_id>/`` with :func:`xclusters.io.atomic_path`; may return
         ``{"outputs": [paths]}``.
     config : mapping
-        The run configuration (passed to ``cluster_func``; ``parallel`` section read here).
+        The validated run configuration (passed to ``cluster_func``; its ``parallel`` section
+        is read here as :class:`~xclusters.settings.ParallelSettings`).
     clusters_dir : path
         ``results/<run>/clusters``.
     client : distributed.Client or None
@@ -277,9 +279,9 @@ def run_shard(shard_path: str | Path, cluster_func: Callable[[dict, dict, str], 
     """
     shard_path = Path(shard_path)
     clusters_dir = Path(clusters_dir)
-    par = dict(config.get("parallel") or {})
-    retries = int(par.get("retries", 0) if retries is None else retries)
-    on_error = str(par.get("on_error", "skip") if on_error is None else on_error)
+    par = ParallelSettings.from_config(config)
+    retries = par.retries if retries is None else int(retries)
+    on_error = par.on_error if on_error is None else str(on_error)
     expected_outputs = expected_outputs or default_expected_outputs(config)
     manifest_path = Path(manifest_path) if manifest_path else manifest_path_for(shard_path)
 
