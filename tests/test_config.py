@@ -65,3 +65,23 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("seed: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_particle_chunk_that_does_not_fit_the_worker_is_a_config_error():
+    """sources.kind: simulation with a photons.chunk_particles too large for half of
+    parallel.memory_per_worker_mb is refused before anything is built (the chunk is never
+    lowered silently: the photon draws depend on it); analytic sources have no chunks."""
+    import copy
+
+    from xclusters.config import ConfigError, load_config, validate_config
+
+    cfg = copy.deepcopy(load_config())
+    cfg["parallel"]["memory_per_worker_mb"] = 500
+    validate_config(cfg)  # analytic
+    cfg["sources"]["kind"] = "simulation"
+    with pytest.raises(ConfigError, match=r"photons.chunk_particles = 1000000 .*"
+                                          r"memory_per_worker_mb = 500; set "
+                                          r"photons.chunk_particles <= 524288"):
+        validate_config(cfg)
+    cfg["photons"]["chunk_particles"] = 500_000
+    validate_config(cfg)

@@ -159,6 +159,14 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
             f"{source}: instruments.erosita.image_pixels ({ero['image_pixels']}) is larger "
             f"than the simulated field instruments.erosita.field_pixels "
             f"({ero['field_pixels']}). Lower the crop or enlarge the field.")
+    if cfg["sources"]["kind"] == "simulation":  # particle chunks must fit the worker budget
+        from .observe.particle_photons import particle_chunk_size
+
+        try:
+            particle_chunk_size(cfg["photons"]["chunk_particles"],
+                                cfg["parallel"]["memory_per_worker_mb"])
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from None
     return cfg
 
 

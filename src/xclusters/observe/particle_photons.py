@@ -48,11 +48,31 @@ PHOTON_BYTES_PER_PARTICLE = 500
 
 
 def particle_chunk_size(chunk_particles: int, memory_mb: float | None) -> int:
-    """Particles per chunk: ``photons.chunk_particles``, lowered to fit half the worker budget."""
+    """Particles per chunk: ``photons.chunk_particles``, checked against the worker budget.
+
+    The photon draws depend on the chunking (one generator runs through the chunks in order),
+    so the chunk is never lowered silently: a change of ``parallel.memory_per_worker_mb``
+    (not part of any fingerprint) must not change a photon list's bytes.
+
+    Raises
+    ------
+    ValueError
+        A chunk needs more than half of ``memory_mb`` (at
+        :data:`PHOTON_BYTES_PER_PARTICLE`); the message gives the largest chunk that fits.
+    """
     n = int(chunk_particles)
+    if n < 1:
+        raise ValueError(f"photons.chunk_particles = {n}: must be at least 1")
     if memory_mb is not None:
-        n = min(n, max(int(0.5 * float(memory_mb) * 2**20 / PHOTON_BYTES_PER_PARTICLE), 1000))
-    return max(n, 1)
+        fits = int(0.5 * float(memory_mb) * 2**20 / PHOTON_BYTES_PER_PARTICLE)
+        if n > fits:
+            raise ValueError(
+                f"photons.chunk_particles = {n} needs ~{n * PHOTON_BYTES_PER_PARTICLE / 2**20:.0f}"
+                f" MB per chunk, more than half of parallel.memory_per_worker_mb = "
+                f"{float(memory_mb):g}; set photons.chunk_particles <= {max(fits, 1)} or raise "
+                "parallel.memory_per_worker_mb (the chunk is not lowered silently: the photon "
+                "draws depend on it)")
+    return n
 
 
 def _append(dst: h5py.File, src_path: Path) -> None:
