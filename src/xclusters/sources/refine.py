@@ -37,11 +37,11 @@ DEFAULT_CORE_REFINEMENT = {"radius_r500c": 0.15, "max_levels": 4}
 
 
 def _enabled(instruments_cfg: Mapping[str, Any]) -> list[str]:
-    """The enabled instruments (:func:`xclusters.stages.enabled_instruments`) given here."""
-    from ..stages import enabled_instruments
+    """The enabled instruments whose sections are given here, in build order
+    (:func:`xclusters.instruments.setup.observed_instruments`: each section read exactly)."""
+    from ..instruments.setup import observed_instruments
 
-    return [n for n in enabled_instruments(instruments_cfg)
-            if isinstance(instruments_cfg.get(n), Mapping)]
+    return observed_instruments(instruments_cfg)
 
 
 def image_pixel_arcsec(name: str, instrument_cfg: Mapping[str, Any]) -> float:
