@@ -54,7 +54,8 @@ def test_core_patches_nest_and_reach_the_pixel():
         assert lev["dimensions"][0] * dx == pytest.approx(hi - lo)
         prev_lo, prev_hi, prev_dx = lo, hi, dx
     assert core_patches(n0, side, r500, 40.0, cfg) == []     # cells already finer
-    assert core_patches(n0, side, r500, 9.0, {"core_refinement": {"max_levels": 0}}) == []
+    assert core_patches(n0, side, r500, 9.0, {"core_refinement": {"radius_r500c": 0.15,
+                                                                  "max_levels": 0}}) == []
     assert len(core_patches(n0, side, r500, 1.0, cfg)) == 4  # capped (logged)
 
 

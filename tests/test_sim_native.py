@@ -15,14 +15,15 @@ import pytest
 from _xc_sim_snapshots import (ClusterModel, write_arepo_hdf5, write_gadget2_binary,
                                write_gadget_hdf5)
 
-from xclusters.config import load_defaults
+from xclusters.config import load_config, load_defaults
 from xclusters.sources import (SimulationSourceError, build_simulation_source, load_source,
                                read_source, write_source)
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 MODEL = ClusterModel(n_gas=8000, n_dm=8000)
-CFG = {"grid_cells": 32, "box_r500c": 3.0, "min_kT_keV": 0.1, "default_metallicity_zsun": 0.25}
+CFG = dict(load_config()["sources"], grid_cells=32, box_r500c=3.0, min_kT_keV=0.1,
+           default_metallicity_zsun=0.25)
 #: the catalogue centre is off by (20, -15, 10) kpccm/h = 26 physical kpc
 OFFSET = np.array([20.0, -15.0, 10.0])
 ROW = {"halo_id": 7, "cluster_id": "h00000007", "m500c": MODEL.m500c_msun,
@@ -208,14 +209,19 @@ def test_particle_photons_in_chunks(native_source, tmp_path, fmt, sigma_over_h):
     simput = project_to_simput(many, "z", tmp_path / "simput", nh_1e22=0.0,
                                sky_center_deg=(30.0, 10.0), seed=2)
     assert simput.is_file()
-    # the memory budget lowers the chunk (0.5 x budget / PHOTON_BYTES_PER_PARTICLE)
+    # a chunk that does not fit half the worker budget is an error naming both keys, never
+    # lowered silently (the photon draws depend on the chunking, the memory is fingerprinted
+    # nowhere)
+    from xclusters.observe.particle_photons import PHOTON_BYTES_PER_PARTICLE as per
     from xclusters.observe.particle_photons import particle_chunk_size
 
-    from xclusters.observe.particle_photons import PHOTON_BYTES_PER_PARTICLE as per
-
-    assert particle_chunk_size(10**6, 0.1) == 1000                        # floor
-    assert particle_chunk_size(10**8, 3000.0) == int(0.5 * 3000 * 2**20 / per)
-    assert particle_chunk_size(5000, 3000.0) == 5000
+    fits = int(0.5 * 3000 * 2**20 / per)
+    assert particle_chunk_size(fits, 3000.0) == fits
+    assert particle_chunk_size(5000, None) == 5000
+    with pytest.raises(ValueError, match=rf"photons.chunk_particles = {fits + 1} .*"
+                                         rf"parallel.memory_per_worker_mb = 3000; set "
+                                         rf"photons.chunk_particles <= {fits}"):
+        particle_chunk_size(fits + 1, 3000.0)
 
 
 def _amr_snapshot():

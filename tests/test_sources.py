@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from xclusters.config import load_config
 from xclusters.sources import (GRID_FIELDS, SimulationSourceError, build_analytic_source,
                                build_simulation_source, bremsstrahlung_luminosity, load_source,
                                read_source, write_source)
@@ -152,7 +153,8 @@ def test_core_radius_mass_scaling(cfg):
     assert core_radius_factor(2e14, {"core_radius_mass_scaling": block}) == 1.0
     assert core_radius_factor(5e13, {"core_radius_mass_scaling": block}) == pytest.approx(
         4.0 ** 0.7)
-    assert core_radius_factor(5e13, {}) == 1.0
+    with pytest.raises(KeyError, match="core_radius_mass_scaling"):  # no default in code
+        core_radius_factor(5e13, {})
     row = {"halo_id": 4, "m500c": 5e13, "redshift": 0.1}
     flat = dict(cfg, merger_probability=0.0, clumps_mean_number=0, include_agn=False,
                 axis_ratio_b_a=[1.0, 1.0], axis_ratio_c_b=[1.0, 1.0])
@@ -275,8 +277,8 @@ _CENTRE = (9900.0, 5000.0, 100.0)                       # near two faces: period
 _ROW = {"halo_id": 12, "m500c": 2e14, "r500c": 700.0, "redshift": 0.05,
         "x_c": _CENTRE[0], "y_c": _CENTRE[1], "z_c": _CENTRE[2]}
 # the grid deposits (deposit: auto), around the catalogue centre (the halo is drawn there)
-_SIM_CFG = {"grid_cells": 32, "box_r500c": 3.0, "min_kT_keV": 0.1, "deposit": "auto",
-            "recentre": "none"}
+_SIM_CFG = dict(load_config()["sources"], grid_cells=32, box_r500c=3.0, min_kT_keV=0.1,
+                deposit="auto", recentre="none")
 _MSUN_G = (1 * u.Msun).to_value(u.g)
 
 

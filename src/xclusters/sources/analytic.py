@@ -52,14 +52,14 @@ def _draw_density_params(rng, cfg: Mapping[str, Any], cool_core: bool) -> dict[s
 def core_radius_factor(m500c: float, cfg: Mapping[str, Any]) -> float:
     """Factor on the drawn core radii ``rc``: ``(M500c / pivot_msun)^-slope``.
 
-    ``sources.core_radius_mass_scaling`` (``slope``, ``pivot_msun``); a missing block or
-    ``slope: 0`` keeps the drawn ``rc`` (self-similar shapes). A positive slope gives groups
+    ``sources.core_radius_mass_scaling`` (``slope``, ``pivot_msun``); ``slope: 0`` keeps the
+    drawn ``rc`` (self-similar shapes). A positive slope gives groups
     larger cores, i.e. lower densities at intermediate radii for the same gas mass within
     R500c, as observed (Croston et al. 2008, A&A 487, 431: the scaled density at 0.3 R500
     grows as T^1/2, while near R500 the profiles of kT > 3 keV clusters are self-similar).
     """
-    block = cfg.get("core_radius_mass_scaling") or {}
-    slope = float(block.get("slope", 0.0))
+    block = cfg["core_radius_mass_scaling"]
+    slope = float(block["slope"])
     if slope == 0.0:
         return 1.0
     return float((m500c / float(block["pivot_msun"])) ** (-slope))

@@ -24,6 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..settings import SourcesSettings
+
 __all__ = ["is_mesh_dataset", "mesh_cutout", "MESH_BYTES_PER_CELL"]
 
 log = logging.getLogger("xclusters.sources")
@@ -57,7 +59,8 @@ def _fields(ds, cg, min_kt: float, default_z: float) -> dict[str, np.ndarray]:
 
 
 def mesh_cutout(ds, centre_ckpc_h: np.ndarray, side_kpc: float, r500c_kpc: float,
-                sources_cfg: Mapping[str, Any], label: str, pixel_kpc: float | None = None,
+                sources_cfg: SourcesSettings | Mapping[str, Any], label: str,
+                pixel_kpc: float | None = None,
                 memory_mb: float | None = None) -> dict[str, Any]:
     """Nested covering grids of the hot gas around a halo in a mesh snapshot.
 
@@ -71,8 +74,9 @@ def mesh_cutout(ds, centre_ckpc_h: np.ndarray, side_kpc: float, r500c_kpc: float
         Cutout side [physical kpc] (rounded up to whole level-0 cells).
     r500c_kpc : float
         R500c [physical kpc].
-    sources_cfg : mapping
-        ``grid_cells``, ``min_kT_keV``, ``default_metallicity_zsun``, ``core_refinement``.
+    sources_cfg : SourcesSettings or mapping
+        :class:`xclusters.settings.SourcesSettings`: ``grid_cells``, ``min_kT_keV``,
+        ``default_metallicity_zsun``, ``core_refinement``.
     label : str
         ``halo <id> (<cluster id>)`` for messages.
     pixel_kpc : float, optional
@@ -91,9 +95,10 @@ def mesh_cutout(ds, centre_ckpc_h: np.ndarray, side_kpc: float, r500c_kpc: float
     from .refine import core_patches
     from .simulation import SimulationSourceError
 
-    n_target = int(sources_cfg["grid_cells"])
-    min_kt = float(sources_cfg.get("min_kT_keV", 0.1))
-    default_z = float(sources_cfg.get("default_metallicity_zsun", 0.3))
+    settings = SourcesSettings.from_config(sources_cfg)
+    n_target = settings.grid_cells
+    min_kt = settings.min_kT_keV
+    default_z = settings.default_metallicity_zsun
     refine_by = int(getattr(ds, "refine_by", 2))
     if refine_by != 2:
         raise SimulationSourceError(f"{label}: {ds} refines by {refine_by}; nested source "
@@ -115,7 +120,7 @@ def mesh_cutout(ds, centre_ckpc_h: np.ndarray, side_kpc: float, r500c_kpc: float
     patches = []
     if pixel_kpc is not None:
         side0_kpc = n0 * dx0 * kpc_per_code
-        patches = core_patches(n0, side0_kpc, r500c_kpc, pixel_kpc, sources_cfg)
+        patches = core_patches(n0, side0_kpc, r500c_kpc, pixel_kpc, settings)
         patches = [p for p in patches if p["level"] <= int(ds.max_level) - base]
         n_cells += sum(int(np.prod(p["dimensions"])) for p in patches)
     need_mb = n_cells * MESH_BYTES_PER_CELL / 2**20

@@ -20,6 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..settings import SourcesSettings
+
 __all__ = ["hot_gas_filter", "matter_in_sphere", "refine_centre", "particle_cutout",
            "check_cutout_memory", "SOURCE_BYTES_PER_PARTICLE", "SFR_FIELDS", "METAL_FIELDS"]
 
@@ -145,7 +147,7 @@ def check_cutout_memory(n_particles: int, memory_mb: float | None, label: str,
 
 
 def particle_cutout(ds, ptype: str, centre_ckpc_h: np.ndarray, side_kpc: float,
-                    sources_cfg: Mapping[str, Any], label: str,
+                    sources_cfg: SourcesSettings | Mapping[str, Any], label: str,
                     memory_mb: float | None = None) -> tuple[dict[str, np.ndarray],
                                                               dict[str, Any]]:
     """Hot-gas particles with centres in a cube around the halo, in halo-centred physical kpc.
@@ -160,8 +162,9 @@ def particle_cutout(ds, ptype: str, centre_ckpc_h: np.ndarray, side_kpc: float,
         Halo centre [comoving kpc/h].
     side_kpc : float
         Cube side [physical kpc].
-    sources_cfg : mapping
-        ``min_kT_keV``, ``default_metallicity_zsun``.
+    sources_cfg : SourcesSettings or mapping
+        :class:`xclusters.settings.SourcesSettings`: ``min_kT_keV``,
+        ``default_metallicity_zsun``.
     label : str
         ``halo <id> (<cluster id>)`` for messages.
     memory_mb : float, optional
@@ -177,7 +180,8 @@ def particle_cutout(ds, ptype: str, centre_ckpc_h: np.ndarray, side_kpc: float,
     """
     from .simulation import SimulationSourceError, sph_smoothing_source
 
-    min_kt = float(sources_cfg.get("min_kT_keV", 0.1))
+    settings = SourcesSettings.from_config(sources_cfg)
+    min_kt = settings.min_kT_keV
     hsml_source = sph_smoothing_source(ds, ptype)
     if hsml_source is None:
         raise SimulationSourceError(
@@ -216,9 +220,9 @@ def particle_cutout(ds, ptype: str, centre_ckpc_h: np.ndarray, side_kpc: float,
     if met is not None:
         zmet = get(met, "Zsun")
     else:
-        zmet = np.full(n, float(sources_cfg.get("default_metallicity_zsun", 0.3)))
+        zmet = np.full(n, settings.default_metallicity_zsun)
         log.info("%s: no metallicity field; using %.2f Zsun", label,
-                 float(sources_cfg.get("default_metallicity_zsun", 0.3)))
+                 settings.default_metallicity_zsun)
     kernel = str(getattr(ds, "kernel_name", None) or "cubic")
     particles = {"x_kpc": d_kpc[inside, 0], "y_kpc": d_kpc[inside, 1],
                  "z_kpc": d_kpc[inside, 2], "mass_msun": get("particle_mass", "Msun"),

@@ -26,15 +26,9 @@ import numpy as np
 from .profiles import reference_cosmology
 
 __all__ = ["image_pixel_arcsec", "finest_pixel_kpc", "largest_field_kpc", "core_patches",
-           "cutout_side_kpc", "kpc_per_arcsec", "DEFAULT_CORE_REFINEMENT"]
+           "cutout_side_kpc", "kpc_per_arcsec"]
 
 log = logging.getLogger("xclusters.sources")
-
-#: ``sources.core_refinement`` defaults: the radius inside which the source must resolve the
-#: finest image pixel (issue 17: 0.15 R500c, the cool-core region that paper 004's gradient
-#: maps show the mass CNN relies on) and the most levels (factor 2 each) added for it
-DEFAULT_CORE_REFINEMENT = {"radius_r500c": 0.15, "max_levels": 4}
-
 
 def _enabled(instruments_cfg: Mapping[str, Any]) -> list[str]:
     """The enabled instruments whose sections are given here, in build order
@@ -111,9 +105,10 @@ def core_patches(n0: int, side_kpc: float, r500c_kpc: float, pixel_kpc: float,
         R500c [kpc].
     pixel_kpc : float
         Finest image pixel at the cluster's redshift [kpc] (:func:`finest_pixel_kpc`).
-    sources_cfg : mapping
-        ``core_refinement`` (``radius_r500c``, ``max_levels``; defaults
-        :data:`DEFAULT_CORE_REFINEMENT`); ``max_levels: 0`` turns refinement off.
+    sources_cfg : SourcesSettings or mapping
+        ``core_refinement``: ``radius_r500c`` (config/config.yaml: 0.15, the cool-core region
+        paper 004's gradient maps show the mass CNN relies on, issue 17) and ``max_levels``
+        (``0`` turns refinement off).
 
     Returns
     -------
@@ -124,7 +119,7 @@ def core_patches(n0: int, side_kpc: float, r500c_kpc: float, pixel_kpc: float,
         inside the previous one), and L is the first level with ``dx <= pixel_kpc`` (capped at
         ``max_levels``, logged).
     """
-    cfg = {**DEFAULT_CORE_REFINEMENT, **dict(sources_cfg.get("core_refinement") or {})}
+    cfg = sources_cfg["core_refinement"]
     max_levels = int(cfg["max_levels"])
     dx0 = side_kpc / n0
     if max_levels <= 0 or dx0 <= pixel_kpc:

@@ -52,6 +52,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..paths import safe_id
+from ..settings import SourcesSettings
 from .analytic import _MSUN_PER_KPC3_IN_G_CM3, draw_agn_empty
 from .particles import METAL_FIELDS, SFR_FIELDS
 
@@ -209,7 +210,8 @@ def _deposit_sph(d_kpc: np.ndarray, h_kpc: np.ndarray, mass_msun: np.ndarray,
     return msum * _MSUN_PER_KPC3_IN_G_CM3, out, float(np.mean(h_kpc < h_floor))
 
 
-def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, Any],
+def build_simulation_source(row: Mapping[str, Any],
+                            sources_cfg: SourcesSettings | Mapping[str, Any],
                             snapshot_path: str | Path, seed: int,
                             instruments_cfg: Mapping[str, Any] | None = None,
                             memory_mb: float | None = None,
@@ -221,12 +223,12 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
     row : mapping
         Sample row with ``halo_id``, ``m500c`` [Msun], ``r500c`` [kpc, physical],
         ``redshift``, ``x_c``, ``y_c``, ``z_c`` [comoving kpc/h].
-    sources_cfg : mapping
-        ``grid_cells``, ``box_r500c``, ``min_kT_keV``, ``default_metallicity_zsun``; optional
-        ``deposit`` (one of :data:`DEPOSIT_METHODS`, default ``native``: the particles
-        themselves; ``auto``: SPH kernel on the grid when the gas has smoothing lengths, else
-        nearest grid point) and ``recentre`` (:data:`RECENTRE_METHODS`, default
-        ``shrinking_sphere``).
+    sources_cfg : SourcesSettings or mapping
+        :class:`xclusters.settings.SourcesSettings` (or a validated config / its ``sources``
+        section): ``grid_cells``, ``box_r500c``, ``min_kT_keV``,
+        ``default_metallicity_zsun``, ``deposit`` (one of :data:`DEPOSIT_METHODS`: ``native``,
+        the particles themselves; ``auto``, SPH kernel on the grid when the gas has smoothing
+        lengths, else nearest grid point) and ``recentre`` (:data:`RECENTRE_METHODS`).
     snapshot_path : str or Path
         Snapshot file that ``yt.load`` reads.
     seed : int
@@ -260,14 +262,15 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
             f"halo {halo_id} ({cid}): no snapshot centre (x_c, y_c, z_c = {centre_v.tolist()}); "
             "sources.kind: simulation needs a catalogue with centres (catalog.source: yt or a "
             "table with x_c, y_c, z_c)")
-    method = str(sources_cfg.get("deposit", "native"))
+    settings = SourcesSettings.from_config(sources_cfg)
+    method = settings.deposit
     if method not in DEPOSIT_METHODS:
         raise SimulationSourceError(f"sources.deposit = {method!r}; use one of "
                                     f"{', '.join(DEPOSIT_METHODS)}")
     snapshot_path = Path(snapshot_path)
     if not snapshot_path.exists():
         raise SimulationSourceError(f"snapshot {snapshot_path} not found (catalog.snapshot)")
-    recentre = str(sources_cfg.get("recentre", "shrinking_sphere"))
+    recentre = settings.recentre
     if recentre not in RECENTRE_METHODS:
         raise SimulationSourceError(f"sources.recentre = {recentre!r}; use one of "
                                     f"{', '.join(RECENTRE_METHODS)}")
@@ -292,20 +295,20 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
     from .refine import cutout_side_kpc
 
     z_obs = z if observed_redshift is None else float(observed_redshift)
-    side_kpc = cutout_side_kpc(r500, z_obs, sources_cfg, instruments_cfg)
+    side_kpc = cutout_side_kpc(r500, z_obs, settings, instruments_cfg)
     half = 0.5 * side_kpc
     common = {"redshift": z, "m500c_msun": float(row["m500c"]), "r500c_kpc": r500,
               "cluster_id": cid, "halo_id": halo_id, "source_kind": "simulation",
-              "snapshot": str(snapshot_path), "min_kT_keV": float(sources_cfg.get(
-                  "min_kT_keV", 0.1)), "centre_ckpc_h": centre_v.tolist(),
+              "snapshot": str(snapshot_path), "min_kT_keV": settings.min_kT_keV,
+              "centre_ckpc_h": centre_v.tolist(),
               "catalogue_centre_ckpc_h": centre_cat.tolist(), "centre_shift_kpc": shift_kpc,
               "recentre": recentre, "cutout_side_kpc": side_kpc}
     if mesh:
         from .mesh import mesh_cutout
         from .refine import finest_pixel_kpc
 
-        pixel = finest_pixel_kpc(instruments_cfg, z_obs, sources_cfg) if instruments_cfg else None
-        out = mesh_cutout(ds, centre_v, side_kpc, r500, sources_cfg, label, pixel_kpc=pixel,
+        pixel = finest_pixel_kpc(instruments_cfg, z_obs, settings) if instruments_cfg else None
+        out = mesh_cutout(ds, centre_v, side_kpc, r500, settings, label, pixel_kpc=pixel,
                           memory_mb=memory_mb)
         out["attrs"] = dict(common, deposit_method="native_mesh", **out["attrs"])
         out["point_sources"] = draw_agn_empty()
@@ -313,7 +316,7 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
     if method == "native":
         from .particles import particle_cutout
 
-        particles, extra = particle_cutout(ds, ptype, centre_v, side_kpc, sources_cfg, label,
+        particles, extra = particle_cutout(ds, ptype, centre_v, side_kpc, settings, label,
                                            memory_mb=memory_mb)
         attrs = dict(common, deposit_method="native", **extra)
         log.info("%s: %d hot gas particles (%.3g Msun) at native resolution, median "
@@ -321,9 +324,9 @@ def build_simulation_source(row: Mapping[str, Any], sources_cfg: Mapping[str, An
                  extra["hot_gas_mass_msun"], extra["median_smoothing_length_kpc"])
         return {"particles": particles, "bbox_kpc": np.array([[-half, half]] * 3),
                 "point_sources": draw_agn_empty(), "attrs": attrs}
-    n = int(sources_cfg["grid_cells"])
-    min_kt = float(sources_cfg.get("min_kT_keV", 0.1))
-    default_z = float(sources_cfg.get("default_metallicity_zsun", 0.3))
+    n = settings.grid_cells
+    min_kt = settings.min_kT_keV
+    default_z = settings.default_metallicity_zsun
     dx = side_kpc / n
     hsml_source = sph_smoothing_source(ds, ptype)
     if method == "auto":
