@@ -75,7 +75,7 @@ def _load_config(path: Path, results: Path, n_clusters: int) -> dict:
     cfg = load_config(path)
     cfg["results_dir"] = str(results)
     cfg["sample"]["n_clusters"] = int(n_clusters)
-    apec = cfg["emission"].get("apec_table_path")
+    apec = cfg["emission"]["apec_table_path"]
     if apec and not Path(apec).is_absolute():
         cfg["emission"]["apec_table_path"] = str((REPO / apec).resolve())
     return cfg
@@ -113,14 +113,14 @@ def baseline_cluster(row: dict, config: dict, outdir: str) -> list[Path]:
     register_instruments(config, response_dir)
     source_path = cdir / "source.h5"
     src = build_source(dict(row), config["sources"], seed,
-                       snapshot_path=config["catalog"].get("snapshot"),
+                       snapshot_path=config["catalog"]["snapshot"],
                        instruments_cfg={k: config["instruments"][k]
                                         for k in enabled_instruments(config)},
-                       memory_mb=config["parallel"].get("memory_per_worker_mb"))
+                       memory_mb=config["parallel"]["memory_per_worker_mb"])
     write_source(source_path, src, config=config, seed=seed)
     peaks = peak_areas_cm2(config, response_dir)
-    margin = float(config["photons"].get("area_margin", 1.5))
-    agn = source_path if config["sources"].get("include_agn", True) else None
+    margin = float(config["photons"]["area_margin"])
+    agn = source_path if config["sources"]["include_agn"] else None
     out = []
     for ax in config["projections"]:
         for inst in enabled_instruments(config):
@@ -130,7 +130,9 @@ def baseline_cluster(row: dict, config: dict, outdir: str) -> list[Path]:
                              area_cm2=peaks[inst], exposure_s=margin * exposure_s,
                              redshift=float(row["redshift"]),
                              seed=int_seed_for(seed, halo_id, "photons", ax, inst),
-                             cluster_id=cid)
+                             cluster_id=cid,
+                             chunk_particles=config["photons"]["chunk_particles"],
+                             memory_mb=config["parallel"]["memory_per_worker_mb"])
             simput = project_to_simput(photons, ax, cdir / f"simput_{inst}_{ax}",
                                        nh_1e22=float(config["emission"]["nh_1e22"]),
                                        sky_center_deg=sky,
@@ -428,7 +430,7 @@ def main(argv=None) -> int:
     # build_shard as the workflow runs it: with the sample step's light-cone neighbours when
     # the config includes them ((a) and (b) above leave them out: the baseline has none).
     nb_file = run / "neighbours.ecsv"
-    neighbours = (nb_file if cfg["sources"].get("include_neighbours") and nb_file.is_file()
+    neighbours = (nb_file if cfg["sources"]["include_neighbours"] and nb_file.is_file()
                   and not args.no_neighbours else None)
     print(f"# build_shard {'with' if neighbours else 'without'} light-cone neighbours",
           flush=True)

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     cfg = load_config(a.config)
     cfg["sources"]["include_neighbours"] = True
-    apec = cfg["emission"].get("apec_table_path")
+    apec = cfg["emission"]["apec_table_path"]
     if apec and not Path(apec).is_absolute():
         cfg["emission"]["apec_table_path"] = str((REPO / apec).resolve())
     catalog = load_catalog(cfg["catalog"])

@@ -120,7 +120,7 @@ def load_inputs(config_path: str, n_clusters: int, seed: int | None, grid_cells:
 
     cfg = load_config(config_path)
     seed = int(cfg["seed"] if seed is None else seed)
-    if cfg["sources"].get("kind", "analytic") != "analytic":
+    if cfg["sources"]["kind"] != "analytic":
         log.warning("sources.kind = %s in %s; this script builds analytic sources anyway",
                     cfg["sources"]["kind"], config_path)
     table = load_catalog(cfg["catalog"])
@@ -135,8 +135,8 @@ def soft_band_model(emission_cfg):
 
     lo, hi = SOFT_BAND_KEV
     nbins = 14
-    path = emission_cfg.get("apec_table_path")
-    if path and emission_cfg.get("model", "auto") in ("auto", "apec_table", "apec"):
+    path = emission_cfg["apec_table_path"]
+    if path and emission_cfg["model"] in ("auto", "apec_table", "apec"):
         p = Path(path)
         p = p if p.is_absolute() else ROOT / p
         if p.is_file():
@@ -258,7 +258,7 @@ def build_population(cfg, sample, src_cfg, seed: int, image_pixels: int, agn: bo
     spec, spec_name = soft_band_model(cfg["emission"])
     area = ideal_area(spec.emid)
     cosmo = lightcone_cosmology()
-    boundary = cfg.get("evaluate", {}).get("smoothness_boundary", "zero")
+    boundary = cfg["evaluate"]["smoothness_boundary"]
     out = {k: [] for k in ("cluster_id", "m500c", "redshift", "r500c_kpc", "lx", "ez",
                            "cool_core", "merger", "n_clumps", "C", "A", "S", "C0", "A0", "S0",
                            "r500c_pix", "counts_r500")}

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
-__all__ = ["make_particle_photon_list", "KERNEL_SIGMA_OVER_H", "DEFAULT_CHUNK_PARTICLES",
+__all__ = ["make_particle_photon_list", "KERNEL_SIGMA_OVER_H",
            "PHOTON_BYTES_PER_PARTICLE", "particle_chunk_size"]
 
 log = logging.getLogger("xclusters.observe")
@@ -38,8 +38,6 @@ log = logging.getLogger("xclusters.observe")
 KERNEL_SIGMA_OVER_H = {"cubic": 0.27386, "quartic": 0.24766, "quintic": 0.22771,
                        "wendland2": 0.25820, "wendland4": 0.22646, "wendland6": 0.20412,
                        "voronoi_cell": 0.44721}
-#: ``photons.chunk_particles`` default
-DEFAULT_CHUNK_PARTICLES = 1_000_000
 #: peak memory of the photons stage per particle of a chunk, bytes, an upper bound (yt
 #: fields, pyXSIM's per-chunk arrays): benchmarks/particle_cutout.py measured peak RSS growth
 #: of 189 MB for 1e6-particle chunks (198 B each) and 111 MB for 2.5e5 (465 B each: about
@@ -87,7 +85,7 @@ def _append(dst: h5py.File, src_path: Path) -> None:
 def make_particle_photon_list(source_path: str | Path, tmp_path: Path, *,
                               emission_cfg: Mapping[str, Any], area_cm2: float,
                               exposure_s: float, redshift: float, rng, cluster_id: str,
-                              chunk_particles: int = DEFAULT_CHUNK_PARTICLES,
+                              chunk_particles: int,
                               memory_mb: float | None = None,
                               cosmology=None) -> tuple[int, int, str, dict[str, Any]]:
     """Write the photon list of a particle source to ``tmp_path``, chunk by chunk.

@@ -242,10 +242,10 @@ def make_photon_list(source, out_path: str | Path, *, emission_cfg: Mapping[str,
         dataset cosmology, else yt's h = 0.71, Omega_m = 0.27), which differs from the R500c of
         the sample; the pipeline always passes it.
     chunk_particles : int, optional
-        ``photons.chunk_particles`` for particle sources (default
-        :data:`xclusters.observe.particle_photons.DEFAULT_CHUNK_PARTICLES`).
+        ``photons.chunk_particles``: particles per pyXSIM call, required for particle sources.
     memory_mb : float, optional
-        ``parallel.memory_per_worker_mb``: particle chunks are made small enough to fit.
+        ``parallel.memory_per_worker_mb``: a particle chunk that does not fit half of it is an
+        error (:func:`xclusters.observe.particle_photons.particle_chunk_size`).
 
     Returns
     -------
@@ -358,7 +358,11 @@ def _make_particle_photons(source, out_path: Path, *, emission_cfg, area_cm2, ex
                            redshift, seed, cluster_id, provenance, chunk_particles,
                            memory_mb, cosmology=None) -> Path:
     """:func:`make_photon_list` for a ``/particles`` source (chunked, bounded memory)."""
-    from .particle_photons import DEFAULT_CHUNK_PARTICLES, make_particle_photon_list
+    from .particle_photons import make_particle_photon_list
+
+    if chunk_particles is None:
+        raise ValueError(f"{source}: a particle source needs chunk_particles "
+                         "(photons.chunk_particles: particles per pyXSIM call)")
 
     yt_cosmo, cosmo_prov = _yt_cosmology(cosmology)
     with atomic_path(out_path) as tmp:
@@ -366,7 +370,7 @@ def _make_particle_photons(source, out_path: Path, *, emission_cfg, area_cm2, ex
             source, Path(tmp), emission_cfg=emission_cfg, area_cm2=float(area_cm2),
             exposure_s=float(exposure_s), redshift=float(redshift),
             rng=rng_for(seed, "photons"), cluster_id=cluster_id,
-            chunk_particles=int(chunk_particles or DEFAULT_CHUNK_PARTICLES),
+            chunk_particles=int(chunk_particles),
             memory_mb=memory_mb, cosmology=yt_cosmo)
         if n_photons == 0:
             Path(tmp).unlink(missing_ok=True)
