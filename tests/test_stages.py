@@ -214,3 +214,22 @@ def test_one_cosmology_for_photons_and_headers(tmp_path):
     assert photons.stat().st_ino != inode
     with h5py.File(photons, "r") as fh:
         assert fh["parameters"]["hubble"][()] == pytest.approx(0.677)
+
+
+def test_config_readme_lists_each_stages_keys():
+    """config/README.md's stage table names exactly the keys of STAGE_KEYS (plus the keys read
+    only for simulation cutouts), so the documentation cannot drift from the fingerprints."""
+    import re
+
+    from xclusters.stages import _SIMULATION_SOURCE_KEYS, STAGE_KEYS
+
+    rows = {}
+    for line in (REPO / "config" / "README.md").read_text().splitlines():
+        m = re.match(r"\| `([\w.{}]+)` \| `[\w*]+` \| (.*?) \| .* \|$", line)
+        if m and m.group(1) in STAGE_KEYS:
+            reads = m.group(2).split(" + per cluster")[0]
+            rows[m.group(1)] = set(re.findall(r"`([\w.{}]+)`", reads))
+    assert set(rows) == set(STAGE_KEYS)
+    for stage, keys in STAGE_KEYS.items():
+        extra = set(_SIMULATION_SOURCE_KEYS) if stage == "source" else set()
+        assert rows[stage] == set(keys) | extra, stage
