@@ -110,3 +110,12 @@ def test_built_once_later_edits_do_not_reach_them(config):
     s = S.SourcesSettings.from_config(cfg)
     cfg["sources"]["core_refinement"]["max_levels"] = 99
     assert s.core_refinement["max_levels"] == config["sources"]["core_refinement"]["max_levels"]
+
+
+def test_one_value_read_exactly(config):
+    assert S.setting(config, "seed") == config["seed"]
+    assert S.setting(config, "parallel.retries") == config["parallel"]["retries"]
+    with pytest.raises(S.MissingSetting, match="^run is missing"):
+        S.setting({k: v for k, v in config.items() if k != "run"}, "run")
+    with pytest.raises(S.MissingSetting, match="^parallel.nope is missing"):
+        S.setting(config, "parallel.nope")

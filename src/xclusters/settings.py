@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal, Mapping, Optional
 __all__ = ["MissingSetting", "Settings", "CatalogSettings", "SampleSettings",
            "SourcesSettings", "EmissionSettings", "PhotonsSettings", "ErositaSettings",
            "IdealSettings", "ChandraSettings", "InstrumentsSettings", "ParallelSettings",
-           "DatasetSettings", "EvaluateSettings", "section_of"]
+           "DatasetSettings", "EvaluateSettings", "section_of", "setting"]
 
 
 class MissingSetting(KeyError):
@@ -85,6 +85,16 @@ def section_of(config: Mapping[str, Any], dotted: str) -> Mapping[str, Any]:
     if not isinstance(node, Mapping):
         raise TypeError(f"{dotted}: expected a mapping of keys, got {type(node).__name__}")
     return node
+
+
+def setting(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value at ``dotted`` (``"seed"``, ``"run"``, ``"parallel.retries"``) of a full
+    config, exactly: a missing key raises :class:`MissingSetting` naming it."""
+    *parents, key = dotted.split(".")
+    node = section_of(config, ".".join(parents)) if parents else config
+    if key not in node:
+        raise _missing(dotted)
+    return node[key]
 
 
 def _convert(value: Any, hint: Any, key: str, root: Mapping[str, Any]) -> Any:

@@ -17,7 +17,7 @@ from ..dataset.layout import chandra_observation_redshift, read_meta
 from ..predict.superobs import clip_negative_counts
 from ..provenance import provenance_record
 from ..seeds import rng_for
-from ..settings import EvaluateSettings, InstrumentsSettings, MissingSetting
+from ..settings import EvaluateSettings, InstrumentsSettings, setting
 from .mass import (MASS_RANGE_MID, annulus_counts, count_luminosity,
                    cross_validated_power_law, fit_gaussian, mass_residual)
 from .superobs import (BANDS, KIND_LABELS, METRIC_NAMES, METRIC_UNITS, METRICS, erosita_nr,
@@ -44,15 +44,6 @@ def _run_config(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
     log.info("evaluation without a run config: using the defaults of config/config.yaml")
     return load_config()
-
-
-def _seed(config: Mapping[str, Any]) -> int:
-    """The run's ``seed`` (a validated config always has it)."""
-    if "seed" not in config:
-        raise MissingSetting("seed is missing from the config. Load the config with "
-                             "xclusters.config.load_config (it merges config/config.yaml under "
-                             "the user config and validates it).")
-    return int(config["seed"])
 
 
 def read_rows(dataset_h5: str | Path, key: str, rows: np.ndarray) -> np.ndarray:
@@ -284,7 +275,7 @@ def _lx_baseline(dataset_h5, meta: Table, test_folds: Sequence[int],
     n = len(meta)
     r500 = np.asarray(meta["r500c_pix_chandra"], dtype=float)
     fracs = list(ev.lx_aperture_error_frac)
-    seed = _seed(config)
+    seed = int(setting(config, "seed"))
     scales = {}
     for frac in fracs:
         rng = rng_for(seed, "evaluate", "lx_aperture", f"{frac:.6g}")

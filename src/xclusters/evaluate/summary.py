@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..io import atomic_write_text
-from ..settings import MissingSetting
+from ..settings import setting
 
 __all__ = ["SCHEMA_VERSION", "SUMMARY_NAME", "SUMMARY_KINDS", "EVALUATION_DIR",
            "SUPEROBS_SUMMARY_METRICS", "superobs_summary", "mass_entry", "git_commit",
@@ -162,12 +162,8 @@ def write_summary(path: str | Path, kind: str, *, config: Mapping[str, Any],
     """
     if kind not in SUMMARY_KINDS:
         raise ValueError(f"kind = {kind!r}: expected 'superobs' or 'mass'")
-    if "run" not in config:
-        raise MissingSetting("run is missing from the config. Load the config with "
-                             "xclusters.config.load_config (it merges config/config.yaml under "
-                             "the user config and validates it).")
     doc = {"schema_version": SCHEMA_VERSION, "kind": kind,
-           "run": config["run"], "git_commit": git_commit(),
+           "run": setting(config, "run"), "git_commit": git_commit(),
            "provenance": dict(provenance), **body}
     text = json.dumps(_clean(doc), indent=1, sort_keys=False, allow_nan=False)
     log.info("summary written to %s", path)
