@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _xc_settings import emission_settings
+
 from xclusters.emission import (
     MODEL_NAMES,
     ApecTableSpectrum,

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _xc_instrument_helpers import RESP, SKY, band_counts, base_config, make_simput
 
 BANDS_KEV = ((0.5, 1.2), (1.2, 2.0), (2.0, 7.0))
@@ -33,7 +32,11 @@ def test_crop_larger_than_field_is_a_clear_error(rdir):
 
 def test_instrument_keys_are_read_exactly(rdir):
     """No key falls back to a default in code: a missing one is named (issue 15 item 4)."""
-    from xclusters.instruments import default_response_dir, field_side_arcmin, prepare_instrument
+    from xclusters.instruments import (
+        default_response_dir,
+        field_side_arcmin,
+        prepare_instrument,
+    )
     from xclusters.instruments.setup import observed_instruments
     from xclusters.settings import InstrumentsSettings, MissingSetting
 

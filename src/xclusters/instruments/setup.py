@@ -16,28 +16,34 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Union
+from typing import Any
 
 import numpy as np
 
 from ..provenance import sha256_file
-from ..settings import (ChandraSettings, ErositaSettings, IdealSettings, InstrumentsSettings,
-                        MissingSetting)
+from ..settings import (
+    ChandraSettings,
+    ErositaSettings,
+    IdealSettings,
+    InstrumentsSettings,
+    MissingSetting,
+)
 from . import backgrounds, responses
 from .tables import load_table, table_digest
 
 __all__ = [
     "INSTRUMENT_NAMES",
     "InstrumentSetup",
+    "default_response_dir",
     "field_side_arcmin",
     "instrument_settings",
     "instruments_config",
     "observed_instruments",
-    "default_response_dir",
-    "prepare_instruments",
     "prepare_instrument",
+    "prepare_instruments",
     "register_instruments",
     "soxs_environment",
 ]
@@ -127,7 +133,7 @@ class InstrumentSetup:
 
 
 #: The typed settings of one instrument.
-OneInstrumentSettings = Union[ErositaSettings, IdealSettings, ChandraSettings]
+OneInstrumentSettings = ErositaSettings | IdealSettings | ChandraSettings
 
 _SETTINGS_CLASS = {"erosita": ErositaSettings, "ideal": IdealSettings,
                    "chandra_acisi": ChandraSettings}
@@ -442,7 +448,7 @@ def _spec(soxs_base: str, files: Mapping[str, Path], *, fov_arcmin: float, num_p
     return spec
 
 
-def _positive(value: float | int, name: str, key: str) -> float:
+def _positive(value: float, name: str, key: str) -> float:
     """``value`` (``instruments.<name>.<key>``) as a float, refused unless finite and > 0."""
     if not np.isfinite(float(value)) or float(value) <= 0:
         raise ValueError(f"instruments.{name}.{key} must be a positive number, got {value!r}")
