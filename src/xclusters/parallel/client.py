@@ -39,13 +39,6 @@ SERIAL_BACKENDS = ("none", "serial")
 ParallelConfig = Mapping[str, Any] | ParallelSettings
 
 
-def _settings(parallel_cfg: ParallelConfig) -> ParallelSettings:
-    """The :class:`ParallelSettings` of ``parallel_cfg`` (every key read exactly; a missing
-    one raises :class:`~xclusters.settings.MissingSetting` naming it, e.g.
-    ``parallel.n_workers``, a wrong value a TypeError naming it)."""
-    return ParallelSettings.from_config(parallel_cfg)
-
-
 def local_worker_layout(parallel_cfg: ParallelConfig, *, threads: int,
                         mem_mb: float | None) -> dict[str, Any]:
     """Worker count, threads and memory of a LocalCluster that fits the job's allocation.
@@ -66,7 +59,7 @@ def local_worker_layout(parallel_cfg: ParallelConfig, *, threads: int,
     dict
         ``n_workers``, ``threads_per_worker``, ``memory_limit_mb`` (per worker).
     """
-    par = _settings(parallel_cfg)
+    par = ParallelSettings.from_config(parallel_cfg)
     threads = int(threads)
     if threads < 1:
         raise ValueError(f"threads={threads}: a Snakemake job has at least 1 thread")
@@ -159,7 +152,7 @@ def make_cluster(parallel_cfg: ParallelConfig, *, threads: int, mem_mb: float | 
     serial backends. For ``slurm``/``pbs`` the cluster is created without submitting jobs
     (``cluster.job_script()`` shows the script).
     """
-    par = _settings(parallel_cfg)
+    par = ParallelSettings.from_config(parallel_cfg)
     backend = par.backend
     if backend in SERIAL_BACKENDS or backend == "address":
         return None
@@ -262,7 +255,7 @@ def make_client(parallel_cfg: ParallelConfig, *, threads: int, mem_mb: float | N
     distributed.Client or None
         Close it with :func:`client_session` or ``client.close(); client.cluster.close()``.
     """
-    par = _settings(parallel_cfg)
+    par = ParallelSettings.from_config(parallel_cfg)
     backend = par.backend
     if backend in SERIAL_BACKENDS:
         if worker_setup is not None:
@@ -294,7 +287,7 @@ def client_session(parallel_cfg: ParallelConfig, *, threads: int, mem_mb: float 
     ``parallel_cfg`` is the validated ``parallel`` section or its
     :class:`~xclusters.settings.ParallelSettings` (read once here).
     """
-    par = _settings(parallel_cfg)
+    par = ParallelSettings.from_config(parallel_cfg)
     client = make_client(par, threads=threads, mem_mb=mem_mb,
                          worker_setup=worker_setup)
     try:

@@ -4,9 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from .settings import train_section  # re-exported: one implementation
-
-__all__ = ["train_section", "configure_runtime", "gpu_count"]
+__all__ = ["configure_runtime", "gpu_count"]
 
 log = logging.getLogger("xclusters.train")
 

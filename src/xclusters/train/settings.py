@@ -17,36 +17,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Mapping
+from typing import ClassVar, Literal
 
 from ..settings import MissingSetting, Settings
 
-__all__ = ["MissingTrainSetting", "SuperobsTrainSettings", "MassTrainSettings",
-           "train_section"]
+__all__ = ["MissingTrainSetting", "SuperobsTrainSettings", "MassTrainSettings"]
 
 log = logging.getLogger("xclusters.train")
 
 
 #: the one missing-key error of :mod:`xclusters.settings` (a KeyError naming the dotted key)
 MissingTrainSetting = MissingSetting
-
-
-def train_section(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The ``train`` section of a full config, or ``cfg`` itself when it is that section.
-
-    Parameters
-    ----------
-    cfg : mapping
-        A validated config (with a ``train`` mapping) or its ``train`` section.
-
-    Returns
-    -------
-    mapping
-        The ``train`` section (not copied).
-    """
-    if "train" in cfg and isinstance(cfg["train"], Mapping):
-        return cfg["train"]
-    return cfg
 
 
 #: the keys both trainings share, read from ``train`` itself (not ``train.<model>``)
