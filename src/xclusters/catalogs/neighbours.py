@@ -215,7 +215,6 @@ def neighbours_for_sample(catalog: Table, sample: Table, config: Mapping[str, An
     of the halos inside it. A catalogue without sky positions (a snapshot table) gets none, with
     a warning.
     """
-    src = config["sources"]
     settings = SourcesSettings.from_config(config)
     if not settings.include_neighbours:
         return _empty_table({"neighbours": "disabled (sources.include_neighbours: false)"})
@@ -235,7 +234,7 @@ def neighbours_for_sample(catalog: Table, sample: Table, config: Mapping[str, An
         los_depth_mpc=settings.neighbour_los_depth_mpc,
         log_m500c_min=settings.neighbour_log_m500c_min,
         box_r500c=settings.box_r500c,
-        cosmology=catalog_cosmology(catalog, src),
+        cosmology=catalog_cosmology(catalog, settings),
         max_per_cluster=settings.neighbour_max_number)
 
 
